@@ -1,0 +1,278 @@
+//! The engine thread: receives requests, runs scheduler steps, samples, streams events.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, TryRecvError};
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::api::{FinishReason, GenerationEvent, ModelInfo, TokenLogprobs};
+use super::handle::EngineConfig;
+use super::request::PreparedRequest;
+use super::sequence::{Progress, Sequence};
+use super::EngineMetrics;
+use crate::chat::ChatTemplate;
+use crate::error::LoadError;
+use crate::kv::{BlockAllocator, KvStore};
+use crate::models::{LlamaModel, Scratch, StepSeq};
+use crate::sampling::{Sampler, StopMatcher, TokenHistory};
+use crate::scheduler::{Scheduler, SchedulerConfig};
+use crate::tokenizer::{IncrementalDecoder, Tokenizer};
+
+pub(crate) enum Command {
+    Submit(PreparedRequest, UnboundedSender<GenerationEvent>),
+    Shutdown,
+}
+
+/// State readable from any handle without talking to the engine thread.
+pub(crate) struct Shared {
+    pub info: ModelInfo,
+    pub tokenizer: Tokenizer,
+    pub template: ChatTemplate,
+    pub max_waiting: usize,
+    pub waiting: AtomicUsize,
+    running: AtomicUsize,
+    kv_total: AtomicUsize,
+    kv_free: AtomicUsize,
+    generated: AtomicU64,
+    prompt: AtomicU64,
+    steps: AtomicU64,
+    preemptions: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(info: ModelInfo, tokenizer: Tokenizer, template: ChatTemplate, max_waiting: usize) -> Self {
+        Shared {
+            info,
+            tokenizer,
+            template,
+            max_waiting,
+            waiting: AtomicUsize::new(0),
+            running: AtomicUsize::new(0),
+            kv_total: AtomicUsize::new(0),
+            kv_free: AtomicUsize::new(0),
+            generated: AtomicU64::new(0),
+            prompt: AtomicU64::new(0),
+            steps: AtomicU64::new(0),
+            preemptions: AtomicU64::new(0),
+        }
+    }
+
+    pub fn metrics(&self) -> EngineMetrics {
+        EngineMetrics {
+            waiting: self.waiting.load(Ordering::Relaxed),
+            running: self.running.load(Ordering::Relaxed),
+            kv_blocks_total: self.kv_total.load(Ordering::Relaxed),
+            kv_blocks_free: self.kv_free.load(Ordering::Relaxed),
+            generated_tokens_total: self.generated.load(Ordering::Relaxed),
+            prompt_tokens_total: self.prompt.load(Ordering::Relaxed),
+            steps_total: self.steps.load(Ordering::Relaxed),
+            preemptions_total: self.preemptions.load(Ordering::Relaxed),
+        }
+    }
+}
+
+pub(crate) struct EngineCore {
+    model: LlamaModel,
+    shared: Arc<Shared>,
+    kv: KvStore,
+    allocator: BlockAllocator,
+    scheduler: Scheduler<Sequence>,
+    scratch: Scratch,
+    pool: rayon::ThreadPool,
+    context_length: usize,
+}
+
+impl EngineCore {
+    pub fn new(
+        model: LlamaModel,
+        shared: Arc<Shared>,
+        cfg: &EngineConfig,
+        blocks: usize,
+        context_length: usize,
+    ) -> Result<Self, LoadError> {
+        let mc = model.config();
+        let kv = KvStore::new(mc.num_layers, blocks, cfg.block_size, mc.kv_dim());
+        let allocator = BlockAllocator::new(blocks, cfg.block_size);
+        shared.kv_total.store(blocks, Ordering::Relaxed);
+        shared.kv_free.store(blocks, Ordering::Relaxed);
+        let mut pool = rayon::ThreadPoolBuilder::new().thread_name(|i| format!("enclave-compute-{i}"));
+        if let Some(n) = cfg.threads {
+            pool = pool.num_threads(n);
+        }
+        let pool = pool.build().map_err(|e| LoadError::InvalidConfig(format!("compute threads: {e}")))?;
+        let scheduler = Scheduler::new(SchedulerConfig {
+            max_batch_tokens: cfg.max_batch_tokens.max(1),
+            max_running: cfg.max_running.max(1),
+        });
+        Ok(EngineCore { model, shared, kv, allocator, scheduler, scratch: Scratch::default(), pool, context_length })
+    }
+
+    pub fn run(mut self, commands: Receiver<Command>) {
+        loop {
+            // Block only when there is nothing to compute.
+            if self.scheduler.is_idle() {
+                match commands.recv() {
+                    Ok(cmd) => {
+                        if !self.handle(cmd) {
+                            break;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+            let mut open = true;
+            loop {
+                match commands.try_recv() {
+                    Ok(cmd) => {
+                        if !self.handle(cmd) {
+                            open = false;
+                            break;
+                        }
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        // Every handle is gone: finish what runs, then stop.
+                        if self.scheduler.is_idle() {
+                            open = false;
+                        }
+                        break;
+                    }
+                }
+            }
+            if !open {
+                break;
+            }
+            self.drop_cancelled();
+            self.step();
+            self.publish();
+        }
+        self.cancel_all();
+    }
+
+    /// Returns false on shutdown.
+    fn handle(&mut self, cmd: Command) -> bool {
+        match cmd {
+            Command::Submit(req, tx) => {
+                let tokenizer = &self.shared.tokenizer;
+                let prompt_len = req.prompt_ids.len();
+                self.shared.prompt.fetch_add(prompt_len as u64, Ordering::Relaxed);
+                let seq = Sequence {
+                    history: TokenHistory::new(&req.prompt_ids),
+                    tokens: req.prompt_ids,
+                    prompt_len,
+                    max_tokens: req.max_tokens as usize,
+                    computed: 0,
+                    blocks: self.allocator.new_sequence(),
+                    sampler: Sampler::new(&req.sampling),
+                    decoder: IncrementalDecoder::new(tokenizer),
+                    stop: StopMatcher::new(req.sampling.stop()),
+                    params: req.sampling,
+                    tx,
+                    in_queue_count: true,
+                };
+                self.scheduler.waiting.push_back(seq);
+                true
+            }
+            Command::Shutdown => false,
+        }
+    }
+
+    fn drop_cancelled(&mut self) {
+        let shared = &self.shared;
+        self.scheduler.waiting.retain(|s| {
+            if !s.cancelled() {
+                return true;
+            }
+            if s.in_queue_count {
+                shared.waiting.fetch_sub(1, Ordering::AcqRel);
+            }
+            false
+        });
+        self.scheduler.running.retain(|s| !s.cancelled());
+    }
+
+    fn step(&mut self) {
+        let plan = self.scheduler.schedule();
+        // The queue bound counts requests that were accepted but never started; a preempted
+        // sequence going back to the queue does not take a new request's place.
+        for &(i, _) in &plan {
+            let seq = &mut self.scheduler.running[i];
+            if seq.in_queue_count {
+                seq.in_queue_count = false;
+                self.shared.waiting.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        if plan.is_empty() {
+            return;
+        }
+        let running = &self.scheduler.running;
+        let steps: Vec<StepSeq<'_>> = plan
+            .iter()
+            .map(|&(i, n)| {
+                let s = &running[i];
+                StepSeq {
+                    tokens: &s.tokens[s.computed..s.computed + n],
+                    start_pos: s.computed,
+                    blocks: s.blocks.ids(),
+                    logits: s.computed + n == s.tokens.len(),
+                }
+            })
+            .collect();
+        let wants: Vec<bool> = steps.iter().map(|s| s.logits).collect();
+        let (model, kv, scratch) = (&self.model, &mut self.kv, &mut self.scratch);
+        let logits = self.pool.install(|| model.forward(&steps, kv, scratch)).to_vec();
+        drop(steps);
+        self.shared.steps.fetch_add(1, Ordering::Relaxed);
+
+        let vocab = self.model.config().vocab_size;
+        let mut finished: Vec<(usize, FinishReason)> = Vec::new();
+        let mut row = 0;
+        for (&(i, n), want) in plan.iter().zip(wants) {
+            let seq = &mut self.scheduler.running[i];
+            seq.computed += n;
+            if !want {
+                continue;
+            }
+            let mut l = logits[row * vocab..(row + 1) * vocab].to_vec();
+            row += 1;
+            let sampled = seq.sampler.sample(&mut l, &seq.history);
+            let logprobs = seq.params.logprobs().map(|_| TokenLogprobs {
+                logprob: sampled.logprob,
+                top: sampled
+                    .top
+                    .iter()
+                    .map(|&(id, lp)| (id, self.shared.tokenizer.decode(&[id]).unwrap_or_default(), lp))
+                    .collect(),
+            });
+            self.shared.generated.fetch_add(1, Ordering::Relaxed);
+            if let Progress::Finished(reason) = seq.accept(sampled.id, logprobs, &self.shared.tokenizer, self.context_length) {
+                finished.push((i, reason));
+            }
+        }
+        // Remove finished sequences from the back so indices stay valid.
+        finished.sort_by_key(|(i, _)| std::cmp::Reverse(*i));
+        for (i, reason) in finished {
+            let seq = self.scheduler.running.remove(i);
+            seq.finish(reason);
+        }
+    }
+
+    fn publish(&self) {
+        self.shared.running.store(self.scheduler.running.len(), Ordering::Relaxed);
+        self.shared.kv_free.store(self.allocator.free_blocks(), Ordering::Relaxed);
+        self.shared.preemptions.store(self.scheduler.preemptions, Ordering::Relaxed);
+    }
+
+    fn cancel_all(&mut self) {
+        for seq in self.scheduler.running.drain(..) {
+            seq.finish(FinishReason::Cancelled);
+        }
+        for seq in self.scheduler.waiting.drain(..) {
+            if seq.in_queue_count {
+                self.shared.waiting.fetch_sub(1, Ordering::AcqRel);
+            }
+            seq.finish(FinishReason::Cancelled);
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! One request inside the engine: its tokens, cache blocks, sampler and output pipeline.
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::api::{FinishReason, GenerationEvent, TokenLogprobs, Usage};
+use crate::kv::SeqBlocks;
+use crate::sampling::{Sampler, SamplingParams, StopMatcher, TokenHistory};
+use crate::scheduler::SeqState;
+use crate::tokenizer::{IncrementalDecoder, Tokenizer};
+
+pub struct Sequence {
+    pub tokens: Vec<u32>,
+    pub prompt_len: usize,
+    pub max_tokens: usize,
+    pub computed: usize,
+    pub blocks: SeqBlocks,
+    pub params: SamplingParams,
+    pub sampler: Sampler,
+    pub history: TokenHistory,
+    pub decoder: IncrementalDecoder,
+    pub stop: StopMatcher,
+    pub tx: UnboundedSender<GenerationEvent>,
+    /// Still counted against the engine's waiting-queue bound (accepted, never started).
+    pub in_queue_count: bool,
+}
+
+/// What happened after a token was appended.
+pub enum Progress {
+    Continue,
+    Finished(FinishReason),
+}
+
+impl Sequence {
+    pub fn generated(&self) -> usize {
+        self.tokens.len() - self.prompt_len
+    }
+
+    pub fn cancelled(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    pub fn usage(&self) -> Usage {
+        Usage { prompt_tokens: self.prompt_len as u32, completion_tokens: self.generated() as u32 }
+    }
+
+    /// Appends a sampled token and emits what the caller may see now.
+    pub fn accept(
+        &mut self,
+        id: u32,
+        logprobs: Option<TokenLogprobs>,
+        tokenizer: &Tokenizer,
+        context_length: usize,
+    ) -> Progress {
+        if tokenizer.eos_ids().contains(&id) && !self.params.ignore_eos() {
+            return Progress::Finished(FinishReason::EndOfSequence);
+        }
+        self.tokens.push(id);
+        self.history.push(id);
+        let piece = self.decoder.push(id);
+        let step = self.stop.push(&piece);
+        // A closed receiver is noticed by the engine loop before the next step.
+        let _ = self.tx.send(GenerationEvent::Token { id, text: step.emit, logprobs });
+        if let Some(stop) = step.stopped {
+            return Progress::Finished(FinishReason::StopSequence(stop));
+        }
+        if self.generated() >= self.max_tokens || self.tokens.len() >= context_length {
+            return Progress::Finished(FinishReason::Length);
+        }
+        Progress::Continue
+    }
+
+    /// Sends the final event, releasing any text held back for stop matching.
+    pub fn finish(self, reason: FinishReason) {
+        let usage = self.usage();
+        let mut text = String::new();
+        if !matches!(reason, FinishReason::StopSequence(_)) {
+            let tail = self.decoder.finish();
+            let mut stop = self.stop;
+            let step = stop.push(&tail);
+            text.push_str(&step.emit);
+            if step.stopped.is_none() {
+                text.push_str(&stop.finish());
+            }
+        }
+        let _ = self.tx.send(GenerationEvent::Finished { reason, usage, text });
+    }
+}
+
+impl SeqState for Sequence {
+    fn pending(&self) -> usize {
+        self.tokens.len() - self.computed
+    }
+
+    fn computed(&self) -> usize {
+        self.computed
+    }
+
+    fn blocks(&mut self) -> &mut SeqBlocks {
+        &mut self.blocks
+    }
+
+    fn preempt(&mut self) {
+        self.blocks.release();
+        self.computed = 0;
+    }
+}
