@@ -1,0 +1,68 @@
+//! Command-line definition. Each subcommand's work lives in `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::commands;
+use crate::telemetry::LogFormat;
+
+#[derive(Parser, Debug)]
+#[command(name = "enclave", version, about = "Private-deployment multi-tenant LLM platform")]
+pub struct Cli {
+    /// Log output format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "ENCLAVE_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Generate text from a prompt and stream it to stdout.
+    Generate(commands::generate::GenerateArgs),
+    /// Measure performance; prints JSON lines.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Prefill and decode throughput of the inference engine.
+    Engine(commands::bench::engine::EngineBenchArgs),
+}
+
+/// Options shared by commands that load a model.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// A GGUF file or a Hugging Face model directory.
+    #[arg(long, env = "ENCLAVE_MODEL", default_value = "models/SmolLM2-135M-Instruct.Q4_1.gguf")]
+    pub model: PathBuf,
+    /// Compute threads (default: all cores).
+    #[arg(long, env = "ENCLAVE_THREADS")]
+    pub threads: Option<usize>,
+    /// KV cache size in MiB.
+    #[arg(long, default_value_t = 512)]
+    pub kv_cache_mib: usize,
+    /// Context length cap (default: the model's).
+    #[arg(long)]
+    pub max_context: Option<usize>,
+}
+
+impl ModelArgs {
+    pub fn engine_config(&self) -> enclave_model_core::engine::EngineConfig {
+        enclave_model_core::engine::EngineConfig {
+            kv_cache_bytes: self.kv_cache_mib << 20,
+            threads: self.threads,
+            max_context: self.max_context,
+            ..Default::default()
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Generate(args) => commands::generate::run(args),
+        Command::Bench(BenchCommand::Engine(args)) => commands::bench::engine::run(args),
+    }
+}
