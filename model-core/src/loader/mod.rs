@@ -2,6 +2,7 @@
 //! or a Hugging Face safetensors directory; model code asks for logical tensors by [`TensorName`].
 
 mod gguf;
+mod memory;
 mod names;
 mod safetensors;
 
@@ -11,6 +12,7 @@ use std::path::Path;
 use enclave_kernels::{QMatrix, WeightFormat};
 
 pub use gguf::GgufSource;
+pub use memory::MemorySource;
 pub use names::TensorName;
 pub use safetensors::HfSource;
 

@@ -230,3 +230,72 @@ fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32], h: usize) {
         enclave_kernels::rms_norm(xr, w, eps, or);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::BlockAllocator;
+    use crate::loader::MemorySource;
+
+    /// Logits of the last token after feeding `tokens` in chunks of the given sizes.
+    fn logits_in_chunks(model: &LlamaModel, tokens: &[u32], chunks: &[usize]) -> Vec<f32> {
+        let cfg = model.config();
+        let alloc = BlockAllocator::new(64, 4);
+        let mut kv = KvStore::new(cfg.num_layers, 64, 4, cfg.kv_dim());
+        let mut blocks = alloc.new_sequence();
+        let mut scratch = Scratch::default();
+        let mut pos = 0;
+        let mut last = Vec::new();
+        for &n in chunks {
+            assert!(blocks.reserve(pos + n));
+            let step = [StepSeq { tokens: &tokens[pos..pos + n], start_pos: pos, blocks: blocks.ids(), logits: true }];
+            last = model.forward(&step, &mut kv, &mut scratch).to_vec();
+            pos += n;
+        }
+        assert_eq!(pos, tokens.len());
+        last
+    }
+
+    #[test]
+    fn chunked_prefill_and_token_by_token_decode_agree_with_one_shot_prefill() {
+        let model = LlamaModel::load(&MemorySource::random(MemorySource::tiny_config(), 42)).expect("loads");
+        let tokens: Vec<u32> = (0..23).map(|i| (i * 7 % 96) as u32).collect();
+        let once = logits_in_chunks(&model, &tokens, &[23]);
+        let chunked = logits_in_chunks(&model, &tokens, &[5, 9, 1, 8]);
+        let stepwise = logits_in_chunks(&model, &tokens, &[1; 23]);
+        assert_eq!(once.len(), 96);
+        for (a, b) in once.iter().zip(&chunked) {
+            assert!((a - b).abs() < 1e-4, "chunked prefill differs: {a} vs {b}");
+        }
+        for (a, b) in once.iter().zip(&stepwise) {
+            assert!((a - b).abs() < 1e-4, "token-by-token differs: {a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn sequences_in_one_step_do_not_see_each_other() {
+        let model = LlamaModel::load(&MemorySource::random(MemorySource::tiny_config(), 7)).expect("loads");
+        let cfg = model.config();
+        let a: Vec<u32> = vec![3, 14, 15, 92, 65];
+        let b: Vec<u32> = vec![27, 18, 28];
+        let alone_a = logits_in_chunks(&model, &a, &[5]);
+        let alone_b = logits_in_chunks(&model, &b, &[3]);
+        let alloc = BlockAllocator::new(16, 4);
+        let mut kv = KvStore::new(cfg.num_layers, 16, 4, cfg.kv_dim());
+        let (mut ba, mut bb) = (alloc.new_sequence(), alloc.new_sequence());
+        assert!(ba.reserve(5) && bb.reserve(3));
+        let mut scratch = Scratch::default();
+        let step = [
+            StepSeq { tokens: &a, start_pos: 0, blocks: ba.ids(), logits: true },
+            StepSeq { tokens: &b, start_pos: 0, blocks: bb.ids(), logits: true },
+        ];
+        let both = model.forward(&step, &mut kv, &mut scratch).to_vec();
+        let v = cfg.vocab_size;
+        for (x, y) in both[..v].iter().zip(&alone_a) {
+            assert!((x - y).abs() < 1e-4);
+        }
+        for (x, y) in both[v..].iter().zip(&alone_b) {
+            assert!((x - y).abs() < 1e-4);
+        }
+    }
+}
