@@ -1,0 +1,141 @@
+//! Request and response DTOs of every route, and the one OpenAPI document that describes them.
+
+pub mod error;
+pub mod health;
+
+use utoipa::openapi::header::Header;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
+
+use crate::api::error::ErrorResponse;
+
+/// Described once here and in the gateway README; the code is in [`crate::xml`].
+pub const API_DESCRIPTION: &str = r#"Enclave's HTTP API: OpenAI-compatible inference under `/v1` plus the platform's tenant, user, key and limit management.
+
+## Authentication
+`Authorization: Bearer <token>` where the token is either an access token from `POST /v1/auth/login` or an API key (`ek_...`). Another tenant's objects answer 404.
+
+## JSON and XML
+Every endpoint reads `Content-Type: application/json` or `application/xml` (also `text/xml`) and answers in the format `Accept` prefers (JSON when `Accept` names neither). The XML mapping:
+- the root element is the schema name in snake_case (`ChatCompletionRequest` → `<chat_completion_request>`); any root name is accepted on input;
+- an object member is a child element of the same name; a member whose name is not a valid XML name (a token id in `logit_bias`) is written `<entry key="50256">...</entry>`;
+- an array is an element holding one `<item>` child per element;
+- strings, numbers and booleans (`true`/`false`) are element text; `null` and absent members are omitted; member order is not significant;
+- characters XML 1.0 forbids are written as U+FFFD; DTDs are refused.
+
+Example: `{"model":"m","stop":["a","b"],"max_tokens":5}` is `<chat_completion_request><model>m</model><stop><item>a</item><item>b</item></stop><max_tokens>5</max_tokens></chat_completion_request>`.
+
+Streaming responses (`stream: true`) are Server-Sent Events in both cases; each event's `data` is one JSON or XML document, and the stream ends with `data: [DONE]`.
+
+## Errors
+Every error has the body `{"error": {"code", "message", "field"?, "request_id"?}}` (`<error_response><error>...</error></error_response>` in XML); `code` is stable and machine-readable. 5xx bodies carry only the request id; quote it when reporting. 429 and 503 carry `Retry-After`."#;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Enclave API", description = API_DESCRIPTION),
+    paths(
+        crate::routes::health::healthz,
+        crate::routes::health::readyz,
+    ),
+    components(schemas(ErrorResponse)),
+    modifiers(&SecurityAndErrors),
+    tags(
+        (name = "operations", description = "Probes"),
+    ),
+)]
+pub struct ApiDoc;
+
+/// Adds the bearer security scheme, the shared error response, and the error statuses every
+/// operation can answer (so a document-driven fuzzer finds every status documented).
+struct SecurityAndErrors;
+
+pub const BEARER: &str = "bearer";
+
+const ERROR_RESPONSE: &str = "Error";
+const RATE_LIMITED_RESPONSE: &str = "RateLimited";
+
+impl Modify for SecurityAndErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            BEARER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An access token from /v1/auth/login, or an API key"))
+                    .build(),
+            ),
+        );
+        let error_content = || Content::new(Some(Ref::from_schema_name("ErrorResponse")));
+        components.responses.insert(
+            ERROR_RESPONSE.to_owned(),
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description("An error; `code` says which")
+                    .content("application/json", error_content())
+                    .content("application/xml", error_content())
+                    .build(),
+            ),
+        );
+        let retry_after = Header::new(utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Integer));
+        components.responses.insert(
+            RATE_LIMITED_RESPONSE.to_owned(),
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description("A rate limit or budget is exhausted; retry after `Retry-After` seconds")
+                    .header("Retry-After", retry_after)
+                    .content("application/json", error_content())
+                    .content("application/xml", error_content())
+                    .build(),
+            ),
+        );
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in ops.into_iter().flatten() {
+                add_xml_twins(op);
+                let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+                let has_body = op.request_body.is_some();
+                let mut statuses = vec!["400", "404", "405", "500"];
+                if secured {
+                    statuses.extend(["401", "403", "429", "503"]);
+                }
+                if has_body {
+                    statuses.extend(["413", "415"]);
+                }
+                for status in statuses {
+                    let name = if status == "429" { RATE_LIMITED_RESPONSE } else { ERROR_RESPONSE };
+                    op.responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
+                }
+            }
+        }
+    }
+}
+
+/// Every JSON body (request or response) is also accepted/answered as XML with the same schema.
+fn add_xml_twins(op: &mut utoipa::openapi::path::Operation) {
+    const JSON: &str = "application/json";
+    const XML: &str = "application/xml";
+    if let Some(RefOr::T(body)) = op.request_body.as_mut()
+        && let Some(json) = body.content.get(JSON).cloned()
+    {
+        body.content.entry(XML.to_owned()).or_insert(json);
+    }
+    for response in op.responses.responses.values_mut() {
+        if let RefOr::T(response) = response
+            && let Some(json) = response.content.get(JSON).cloned()
+        {
+            response.content.entry(XML.to_owned()).or_insert(json);
+        }
+    }
+}
