@@ -1,0 +1,110 @@
+//! Prints JSON lines with matmul throughput on the demo model's shapes, and the sum of one
+//! decode step's matmuls for the whole model (SmolLM2-135M: 30 layers, Q4_1, tied Q8_0 output).
+//! `cargo run --release -p enclave-kernels --example matmul_bench [-- --quick]`
+
+use std::time::Instant;
+
+use enclave_kernels::{QMatrix, WeightFormat, cpu_features, matmul};
+
+struct Shape {
+    name: &'static str,
+    format: WeightFormat,
+    rows: usize,
+    cols: usize,
+    /// Times per decode step of the whole model.
+    per_token: usize,
+}
+
+const SHAPES: &[Shape] = &[
+    Shape { name: "q_o", format: WeightFormat::Q4_1, rows: 576, cols: 576, per_token: 60 },
+    Shape { name: "k_v", format: WeightFormat::Q4_1, rows: 192, cols: 576, per_token: 60 },
+    Shape { name: "gate_up", format: WeightFormat::Q4_1, rows: 1536, cols: 576, per_token: 60 },
+    Shape { name: "down", format: WeightFormat::Q4_1, rows: 576, cols: 1536, per_token: 30 },
+    Shape { name: "output", format: WeightFormat::Q8_0, rows: 49152, cols: 576, per_token: 1 },
+];
+
+fn weights(format: WeightFormat, rows: usize, cols: usize) -> QMatrix {
+    let n = format.ggml_bytes(rows, cols).unwrap_or(0);
+    let mut state = 0x1234_5678_u32;
+    let mut bytes: Vec<u8> = (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state as u8
+        })
+        .collect();
+    // Sane f16 scales (0x2000 ≈ 0.0078) so values stay finite.
+    let bb = format.block_bytes();
+    let scales = if format == WeightFormat::Q4_1 { 2 } else { 1 };
+    for blk in bytes.chunks_exact_mut(bb) {
+        for s in 0..scales {
+            blk[2 * s] = 0x00;
+            blk[2 * s + 1] = 0x20;
+        }
+    }
+    match QMatrix::from_ggml_bytes(format, rows, cols, &bytes) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("bad bench shape: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Median seconds per call over `runs` runs of enough calls to take ~`budget` seconds.
+fn time(w: &QMatrix, tokens: usize, runs: usize, budget: f64) -> f64 {
+    let x: Vec<f32> = (0..tokens * w.cols()).map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 300.0).collect();
+    let mut out = vec![0f32; tokens * w.rows()];
+    let call = |out: &mut [f32]| {
+        if let Err(e) = matmul(w, &x, tokens, out) {
+            eprintln!("matmul failed: {e}");
+            std::process::exit(1);
+        }
+    };
+    let start = Instant::now();
+    call(&mut out);
+    let once = start.elapsed().as_secs_f64().max(1e-7);
+    let iters = ((budget / once) as usize).clamp(1, 100_000);
+    let mut samples: Vec<f64> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..iters {
+                call(&mut out);
+            }
+            t.elapsed().as_secs_f64() / iters as f64
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    samples[runs / 2]
+}
+
+fn line(metric: &str, value: f64, unit: &str) {
+    println!("{{\"bench\":\"kernels\",\"metric\":\"{metric}\",\"value\":{value:.4},\"unit\":\"{unit}\",\"level\":\"{}\",\"threads\":{}}}", cpu_features(), rayon::current_num_threads());
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (runs, budget) = if quick { (3, 0.05) } else { (5, 0.2) };
+    let mut decode_s = 0.0;
+    let mut prefill_s = 0.0;
+    for s in SHAPES {
+        let w = weights(s.format, s.rows, s.cols);
+        for tokens in [1usize, 16, 64, 512] {
+            let sec = time(&w, tokens, runs, budget);
+            let tag = format!("{}_{:?}_{}x{}_t{}", s.name, s.format, s.rows, s.cols, tokens).to_lowercase();
+            line(&format!("{tag}_us"), sec * 1e6, "us");
+            line(&format!("{tag}_weight_gbps"), w.size_bytes() as f64 / sec / 1e9, "GB/s");
+            line(&format!("{tag}_gops"), 2.0 * (s.rows * s.cols * tokens) as f64 / sec / 1e9, "GFLOP/s");
+            if tokens == 1 {
+                decode_s += sec * s.per_token as f64;
+            }
+            if tokens == 512 {
+                prefill_s += sec * s.per_token as f64;
+            }
+        }
+    }
+    line("smollm2_decode_matmul_ms_per_token", decode_s * 1e3, "ms");
+    line("smollm2_decode_matmul_bound_tok_s", 1.0 / decode_s, "tok/s");
+    line("smollm2_prefill512_matmul_tok_s", 512.0 / prefill_s, "tok/s");
+}
