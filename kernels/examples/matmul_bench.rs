@@ -52,8 +52,21 @@ fn weights(format: WeightFormat, rows: usize, cols: usize) -> QMatrix {
     }
 }
 
-/// Median seconds per call over `runs` runs of enough calls to take ~`budget` seconds.
-fn time(w: &QMatrix, tokens: usize, runs: usize, budget: f64) -> f64 {
+/// Process CPU seconds (user + system) from /proc/self/stat; 0 where unavailable. On a shared
+/// machine wall time depends on other load, CPU time much less (run with RAYON_NUM_THREADS=1
+/// to read it as single-core kernel cost: rayon's idle spinning also counts as CPU time).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields 14 and 15 (utime, stime) are at 11 and 12 after the command name; 100 Hz ticks.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Median wall seconds per call over `runs` runs of enough calls to take ~`budget` seconds,
+/// and mean CPU seconds per call over all runs.
+fn time(w: &QMatrix, tokens: usize, runs: usize, budget: f64) -> (f64, f64) {
     let x: Vec<f32> = (0..tokens * w.cols()).map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 300.0).collect();
     let mut out = vec![0f32; tokens * w.rows()];
     let call = |out: &mut [f32]| {
@@ -66,6 +79,7 @@ fn time(w: &QMatrix, tokens: usize, runs: usize, budget: f64) -> f64 {
     call(&mut out);
     let once = start.elapsed().as_secs_f64().max(1e-7);
     let iters = ((budget / once) as usize).clamp(1, 100_000);
+    let cpu0 = cpu_seconds();
     let mut samples: Vec<f64> = (0..runs)
         .map(|_| {
             let t = Instant::now();
@@ -75,8 +89,9 @@ fn time(w: &QMatrix, tokens: usize, runs: usize, budget: f64) -> f64 {
             t.elapsed().as_secs_f64() / iters as f64
         })
         .collect();
+    let cpu = (cpu_seconds() - cpu0) / (runs * iters) as f64;
     samples.sort_by(f64::total_cmp);
-    samples[runs / 2]
+    (samples[runs / 2], cpu)
 }
 
 fn line(metric: &str, value: f64, unit: &str) {
@@ -85,15 +100,20 @@ fn line(metric: &str, value: f64, unit: &str) {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    let only: Option<String> = std::env::args().skip_while(|a| a != "--only").nth(1);
     let (runs, budget) = if quick { (3, 0.05) } else { (5, 0.2) };
     let mut decode_s = 0.0;
     let mut prefill_s = 0.0;
     for s in SHAPES {
+        if only.as_deref().is_some_and(|o| o != s.name) {
+            continue;
+        }
         let w = weights(s.format, s.rows, s.cols);
         for tokens in [1usize, 16, 64, 512] {
-            let sec = time(&w, tokens, runs, budget);
+            let (sec, cpu) = time(&w, tokens, runs, budget);
             let tag = format!("{}_{:?}_{}x{}_t{}", s.name, s.format, s.rows, s.cols, tokens).to_lowercase();
             line(&format!("{tag}_us"), sec * 1e6, "us");
+            line(&format!("{tag}_cpu_us"), cpu * 1e6, "us");
             line(&format!("{tag}_weight_gbps"), w.size_bytes() as f64 / sec / 1e9, "GB/s");
             line(&format!("{tag}_gops"), 2.0 * (s.rows * s.cols * tokens) as f64 / sec / 1e9, "GFLOP/s");
             if tokens == 1 {

@@ -12,6 +12,8 @@ mod matmul;
 mod ops;
 mod qmatrix;
 mod quantize;
+#[cfg(target_arch = "x86_64")]
+mod quantize_avx2;
 
 pub use blocks::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1, QK, WeightFormat};
 pub use dispatch::{KernelLevel, active_level, available_levels, best_level, cpu_features, level_override_error};

@@ -6,6 +6,7 @@
 use half::f16;
 
 use crate::blocks::{BlockQ8_0, BlockQ8_1, QK};
+use crate::dispatch::KernelLevel;
 use crate::error::{KernelError, check_len};
 
 /// (d as f32 before f16 rounding, codes, sum of codes) for one block of 32.
@@ -26,6 +27,17 @@ pub(crate) fn quantize_block(x: &[f32], q: &mut [i8]) -> (f32, i32) {
         sum += c as i32;
     }
     (d, sum)
+}
+
+#[inline]
+fn quantize_block_at(level: KernelLevel, x: &[f32], q: &mut [i8]) -> (f32, i32) {
+    #[cfg(target_arch = "x86_64")]
+    if level == KernelLevel::Avx2 {
+        // SAFETY: the Avx2 level is only used on CPUs with AVX2; blocks hold 32 values.
+        return unsafe { crate::quantize_avx2::quantize_block(x, q) };
+    }
+    let _ = level;
+    quantize_block(x, q)
 }
 
 /// ggml `quantize_row_q8_0`: `x.len()` must equal `out.len() * 32`.
@@ -64,7 +76,7 @@ pub struct QuantActs {
 
 impl QuantActs {
     /// Quantizes `tokens` rows of `cols` values (cols % 32 == 0, checked by the caller).
-    pub(crate) fn quantize(&mut self, x: &[f32], tokens: usize, cols: usize) {
+    pub(crate) fn quantize(&mut self, level: KernelLevel, x: &[f32], tokens: usize, cols: usize) {
         let nb = cols / QK;
         self.cols = cols;
         self.tokens = tokens;
@@ -75,7 +87,7 @@ impl QuantActs {
         let x = &x[..tokens * cols];
         let row = |(((xr, qr), (dr, sr)), ir): RowParts<'_>| {
             for (b, xs) in xr.chunks_exact(QK).enumerate() {
-                let (dd, sum) = quantize_block(xs, &mut qr[b * QK..(b + 1) * QK]);
+                let (dd, sum) = quantize_block_at(level, xs, &mut qr[b * QK..(b + 1) * QK]);
                 dr[b] = f16::from_f32(dd).to_f32();
                 sr[b] = f16::from_f32(sum as f32 * dd).to_f32();
                 ir[b] = sum;
@@ -146,6 +158,33 @@ mod tests {
         quantize_row_q8_1(&[0.0; 32], &mut out).expect("sizes match");
         assert_eq!(out[0].qs, [0; 32]);
         assert_eq!(out[0].d.to_f32(), 0.0);
+    }
+
+    #[test]
+    fn simd_block_quantization_is_bit_identical() {
+        // Ties (x.5 after scaling), zeros, negative values, tiny and huge magnitudes.
+        let mut state = 99u32;
+        for case in 0..2000 {
+            let x: Vec<f32> = (0..32)
+                .map(|j| {
+                    state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    let u = (state >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0;
+                    match case % 4 {
+                        0 => u,
+                        1 => (u * 254.0).round() / 2.0, // many exact .5 ties with amax 127
+                        2 => u * 1e-30,
+                        _ => if j == 3 { 0.0 } else { u * 3e4 },
+                    }
+                })
+                .collect();
+            let mut want = [0i8; 32];
+            let expected = quantize_block(&x, &mut want);
+            for level in crate::dispatch::available_levels() {
+                let mut got = [0i8; 32];
+                let r = quantize_block_at(level, &x, &mut got);
+                assert_eq!((r.0.to_bits(), r.1, got), (expected.0.to_bits(), expected.1, want), "case {case} {level:?}");
+            }
+        }
     }
 
     #[test]

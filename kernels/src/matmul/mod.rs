@@ -94,7 +94,7 @@ fn run(level: KernelLevel, w: &QMatrix, x: &[f32], tokens: usize, out: &mut [f32
     }
     let input = match &w.repr {
         Repr::Quant(_) => {
-            scratch.acts.quantize(x, tokens, w.cols);
+            scratch.acts.quantize(level, x, tokens, w.cols);
             Input::Quant(&scratch.acts)
         }
         _ => Input::Float { x, tokens },
