@@ -124,6 +124,14 @@ fn main() {
             }
         }
     }
+    // Dispatch cost of a small call: from a plain thread (rayon injects and blocks) vs from
+    // inside the pool (work stealing), the way an engine running its forward pass under
+    // `install` would call.
+    let w = weights(WeightFormat::Q4_1, 576, 576);
+    let (outside, _) = time(&w, 1, runs, budget);
+    let (inside, _) = rayon::scope(|_| time(&w, 1, runs, budget));
+    line("q_o_t1_called_outside_pool_us", outside * 1e6, "us");
+    line("q_o_t1_called_inside_pool_us", inside * 1e6, "us");
     line("smollm2_decode_matmul_ms_per_token", decode_s * 1e3, "ms");
     line("smollm2_decode_matmul_bound_tok_s", 1.0 / decode_s, "tok/s");
     line("smollm2_prefill512_matmul_tok_s", 512.0 / prefill_s, "tok/s");

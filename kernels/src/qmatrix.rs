@@ -187,30 +187,57 @@ fn interleave<T: Copy + Default>(rows: usize, cols: usize, at: impl Fn(usize, us
 }
 
 fn pack_quant(format: WeightFormat, rows: usize, cols: usize, bytes: &[u8]) -> PackedQ {
+    use rayon::prelude::*;
     let nb = cols / QK;
     let groups = rows.div_ceil(GROUP);
-    let bb = format.block_bytes();
     let has_min = matches!(format, WeightFormat::Q4_1 | WeightFormat::Q5_1);
     let bpb = if matches!(format, WeightFormat::Q4_0 | WeightFormat::Q4_1) { 128 } else { 256 };
     let mut p = PackedQ {
         d: vec![f16::ZERO; groups * nb * GROUP],
-        m: if has_min { vec![f16::ZERO; groups * nb * GROUP] } else { Vec::new() },
+        m: vec![f16::ZERO; groups * nb * GROUP],
         qs: vec![0u8; groups * nb * bpb],
         bpb,
     };
-    // Padding rows keep d = 0 and code 0; for Q4_0/Q5_0 the code 0 means -8/-16, harmless since d = 0
-    // (their outputs are never written).
-    for r in 0..rows {
-        let (g, lane) = (r / GROUP, r % GROUP);
+    // Padding rows keep d = 0 and code 0; for Q4_0/Q5_0 code 0 means -8/-16, harmless since
+    // d = 0 (and their outputs are never written). Groups pack independently, in parallel:
+    // large models repack billions of blocks at load.
+    let per_group = nb * GROUP;
+    p.d.par_chunks_mut(per_group.max(1))
+        .zip(p.m.par_chunks_mut(per_group.max(1)))
+        .zip(p.qs.par_chunks_mut((nb * bpb).max(1)))
+        .enumerate()
+        .for_each(|(g, ((d, m), qs))| pack_group(format, g, rows, nb, bpb, bytes, d, m, qs));
+    if !has_min {
+        p.m = Vec::new();
+    }
+    p
+}
+
+/// Packs the rows of group `g` into its slices of `d`, `m` and `qs`.
+#[allow(clippy::too_many_arguments)]
+fn pack_group(
+    format: WeightFormat,
+    g: usize,
+    rows: usize,
+    nb: usize,
+    bpb: usize,
+    bytes: &[u8],
+    d: &mut [f16],
+    m: &mut [f16],
+    qs: &mut [u8],
+) {
+    let bb = format.block_bytes();
+    for lane in 0..GROUP {
+        let r = g * GROUP + lane;
+        if r >= rows {
+            break;
+        }
         for b in 0..nb {
             let at = (r * nb + b) * bb;
             let blk = decode_block(format, &bytes[at..at + bb]);
-            let gb = g * nb + b;
-            p.d[gb * GROUP + lane] = blk.d;
-            if has_min {
-                p.m[gb * GROUP + lane] = blk.m;
-            }
-            let base = &mut p.qs[gb * bpb..(gb + 1) * bpb];
+            d[b * GROUP + lane] = blk.d;
+            m[b * GROUP + lane] = blk.m;
+            let base = &mut qs[b * bpb..(b + 1) * bpb];
             if bpb == 128 {
                 for j in 0..4 {
                     for i in 0..4 {
@@ -224,5 +251,4 @@ fn pack_quant(format: WeightFormat, rows: usize, cols: usize, bytes: &[u8]) -> P
             }
         }
     }
-    p
 }

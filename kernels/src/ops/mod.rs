@@ -13,6 +13,7 @@ use crate::error::{KernelError, check_len};
 
 /// Whether the AVX2 versions may run (x86-64 with AVX2+FMA+F16C and that level active).
 #[inline]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn simd(level: KernelLevel) -> bool {
     cfg!(target_arch = "x86_64") && level == KernelLevel::Avx2
 }
