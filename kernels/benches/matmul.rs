@@ -5,7 +5,9 @@ use enclave_kernels::{QMatrix, WeightFormat, matmul};
 
 fn matrix(format: WeightFormat, rows: usize, cols: usize) -> QMatrix {
     let n = format.ggml_bytes(rows, cols).unwrap_or(0);
-    let mut bytes: Vec<u8> = (0..n).map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8).collect();
+    let mut bytes: Vec<u8> = (0..n)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8)
+        .collect();
     for blk in bytes.chunks_exact_mut(format.block_bytes()) {
         blk[0] = 0;
         blk[1] = 0x20;
@@ -28,7 +30,9 @@ fn bench(c: &mut Criterion) {
             if rows * tokens > 49152 * 16 {
                 continue;
             }
-            let x: Vec<f32> = (0..tokens * cols).map(|i| (i % 17) as f32 * 0.1 - 0.8).collect();
+            let x: Vec<f32> = (0..tokens * cols)
+                .map(|i| (i % 17) as f32 * 0.1 - 0.8)
+                .collect();
             let mut out = vec![0f32; tokens * rows];
             g.throughput(Throughput::Bytes(w.size_bytes() as u64));
             g.bench_function(format!("{format:?}_{rows}x{cols}_t{tokens}"), |b| {

@@ -60,13 +60,20 @@ pub struct BlockQ8_1 {
 
 impl Default for BlockQ8_0 {
     fn default() -> Self {
-        BlockQ8_0 { d: f16::ZERO, qs: [0; 32] }
+        BlockQ8_0 {
+            d: f16::ZERO,
+            qs: [0; 32],
+        }
     }
 }
 
 impl Default for BlockQ8_1 {
     fn default() -> Self {
-        BlockQ8_1 { d: f16::ZERO, s: f16::ZERO, qs: [0; 32] }
+        BlockQ8_1 {
+            d: f16::ZERO,
+            s: f16::ZERO,
+            qs: [0; 32],
+        }
     }
 }
 
@@ -107,7 +114,8 @@ impl WeightFormat {
 
     /// Bytes of a `rows x cols` matrix in ggml's layout, or `None` on overflow.
     pub fn ggml_bytes(self, rows: usize, cols: usize) -> Option<usize> {
-        rows.checked_mul(cols / self.block_elems())?.checked_mul(self.block_bytes())
+        rows.checked_mul(cols / self.block_elems())?
+            .checked_mul(self.block_bytes())
     }
 }
 

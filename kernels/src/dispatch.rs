@@ -51,14 +51,19 @@ impl KernelLevel {
         if level.is_supported() {
             Ok(level)
         } else {
-            Err(KernelError::UnsupportedLevel { requested: s.to_owned(), reason: "this CPU lacks the instructions" })
+            Err(KernelError::UnsupportedLevel {
+                requested: s.to_owned(),
+                reason: "this CPU lacks the instructions",
+            })
         }
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 fn avx2_supported() -> bool {
-    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
+    is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+        && is_x86_feature_detected!("f16c")
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -68,12 +73,19 @@ fn avx2_supported() -> bool {
 
 /// The best level this CPU supports.
 pub fn best_level() -> KernelLevel {
-    if KernelLevel::Avx2.is_supported() { KernelLevel::Avx2 } else { KernelLevel::Reference }
+    if KernelLevel::Avx2.is_supported() {
+        KernelLevel::Avx2
+    } else {
+        KernelLevel::Reference
+    }
 }
 
 /// Every level this CPU supports (for tests and benches).
 pub fn available_levels() -> Vec<KernelLevel> {
-    [KernelLevel::Reference, KernelLevel::Avx2].into_iter().filter(|l| l.is_supported()).collect()
+    [KernelLevel::Reference, KernelLevel::Avx2]
+        .into_iter()
+        .filter(|l| l.is_supported())
+        .collect()
 }
 
 struct Choice {
@@ -97,7 +109,11 @@ fn choice() -> &'static Choice {
             None => level.name().to_owned(),
             Some(e) => format!("{} ({e}; using the best supported level)", level.name()),
         };
-        Choice { level, env_error, description }
+        Choice {
+            level,
+            env_error,
+            description,
+        }
     })
 }
 
@@ -123,9 +139,18 @@ mod tests {
     #[test]
     fn parse_levels() {
         assert_eq!(KernelLevel::parse("reference"), Ok(KernelLevel::Reference));
-        assert!(matches!(KernelLevel::parse("sse9"), Err(KernelError::UnsupportedLevel { .. })));
-        assert!(matches!(KernelLevel::parse("avx512"), Err(KernelError::UnsupportedLevel { .. })));
-        assert_eq!(KernelLevel::parse("avx2").is_ok(), KernelLevel::Avx2.is_supported());
+        assert!(matches!(
+            KernelLevel::parse("sse9"),
+            Err(KernelError::UnsupportedLevel { .. })
+        ));
+        assert!(matches!(
+            KernelLevel::parse("avx512"),
+            Err(KernelError::UnsupportedLevel { .. })
+        ));
+        assert_eq!(
+            KernelLevel::parse("avx2").is_ok(),
+            KernelLevel::Avx2.is_supported()
+        );
     }
 
     #[test]

@@ -54,10 +54,18 @@ pub(crate) fn decode_block(format: WeightFormat, b: &[u8]) -> RawBlock {
         }
         WeightFormat::Q8_0 => {
             q.copy_from_slice(&b[2..34]);
-            RawBlock { d: half_at(b, 0), m: f16::ZERO, q }
+            RawBlock {
+                d: half_at(b, 0),
+                m: f16::ZERO,
+                q,
+            }
         }
         // INVARIANT: callers only pass block formats; float formats never reach here.
-        WeightFormat::F32 | WeightFormat::F16 | WeightFormat::BF16 => RawBlock { d: f16::ZERO, m: f16::ZERO, q },
+        WeightFormat::F32 | WeightFormat::F16 | WeightFormat::BF16 => RawBlock {
+            d: f16::ZERO,
+            m: f16::ZERO,
+            q,
+        },
     }
 }
 

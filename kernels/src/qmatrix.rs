@@ -51,10 +51,18 @@ pub struct QMatrix {
 
 impl QMatrix {
     /// Builds from bytes exactly as a GGUF tensor stores them (ne0 = cols contiguous).
-    pub fn from_ggml_bytes(format: WeightFormat, rows: usize, cols: usize, bytes: &[u8]) -> Result<Self, KernelError> {
+    pub fn from_ggml_bytes(
+        format: WeightFormat,
+        rows: usize,
+        cols: usize,
+        bytes: &[u8],
+    ) -> Result<Self, KernelError> {
         validate(format, rows, cols, bytes.len())?;
         let groups = rows.div_ceil(GROUP);
-        groups.checked_mul(GROUP).and_then(|r| r.checked_mul(cols)).ok_or(KernelError::TooLarge { rows, cols })?;
+        groups
+            .checked_mul(GROUP)
+            .and_then(|r| r.checked_mul(cols))
+            .ok_or(KernelError::TooLarge { rows, cols })?;
         let repr = match format {
             WeightFormat::F32 => Repr::F32(interleave(rows, cols, |r, c| {
                 let at = (r * cols + c) * 4;
@@ -66,14 +74,26 @@ impl QMatrix {
             })),
             _ => Repr::Quant(pack_quant(format, rows, cols, bytes)),
         };
-        Ok(QMatrix { format, rows, cols, repr })
+        Ok(QMatrix {
+            format,
+            rows,
+            cols,
+            repr,
+        })
     }
 
     /// An f32 matrix from row-major values.
     pub fn from_f32(rows: usize, cols: usize, values: &[f32]) -> Result<Self, KernelError> {
-        let n = rows.checked_mul(cols).ok_or(KernelError::TooLarge { rows, cols })?;
+        let n = rows
+            .checked_mul(cols)
+            .ok_or(KernelError::TooLarge { rows, cols })?;
         crate::error::check_len("QMatrix::from_f32 values", n, values.len())?;
-        Ok(QMatrix { format: WeightFormat::F32, rows, cols, repr: Repr::F32(interleave(rows, cols, |r, c| values[r * cols + c])) })
+        Ok(QMatrix {
+            format: WeightFormat::F32,
+            rows,
+            cols,
+            repr: Repr::F32(interleave(rows, cols, |r, c| values[r * cols + c])),
+        })
     }
 
     pub fn rows(&self) -> usize {
@@ -100,7 +120,10 @@ impl QMatrix {
     /// Writes row `r` as f32 (ggml's dequantization for block formats).
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) -> Result<(), KernelError> {
         if r >= self.rows {
-            return Err(KernelError::RowOutOfRange { row: r, rows: self.rows });
+            return Err(KernelError::RowOutOfRange {
+                row: r,
+                rows: self.rows,
+            });
         }
         crate::error::check_len("dequantize_row output", self.cols, out.len())?;
         let (g, lane) = (r / GROUP, r % GROUP);
@@ -136,7 +159,11 @@ impl QMatrix {
         let (g, lane) = (r / GROUP, r % GROUP);
         let gb = g * nb + b;
         let d = p.d[gb * GROUP + lane];
-        let m = if p.m.is_empty() { f16::ZERO } else { p.m[gb * GROUP + lane] };
+        let m = if p.m.is_empty() {
+            f16::ZERO
+        } else {
+            p.m[gb * GROUP + lane]
+        };
         let base = &p.qs[gb * p.bpb..(gb + 1) * p.bpb];
         let mut q = [0u8; 32];
         if p.bpb == 128 {
@@ -149,7 +176,8 @@ impl QMatrix {
             }
         } else {
             for k in 0..8 {
-                q[4 * k..4 * k + 4].copy_from_slice(&base[k * 32 + lane * 4..k * 32 + lane * 4 + 4]);
+                q[4 * k..4 * k + 4]
+                    .copy_from_slice(&base[k * 32 + lane * 4..k * 32 + lane * 4 + 4]);
             }
         }
         RawBlock { d, m, q }
@@ -157,24 +185,49 @@ impl QMatrix {
 }
 
 /// Checks cols against the block size and the byte length; returns the expected length.
-pub(crate) fn validate(format: WeightFormat, rows: usize, cols: usize, len: usize) -> Result<usize, KernelError> {
+pub(crate) fn validate(
+    format: WeightFormat,
+    rows: usize,
+    cols: usize,
+    len: usize,
+) -> Result<usize, KernelError> {
     let block = format.block_elems();
     if !cols.is_multiple_of(block) || (block > 1 && cols == 0) {
-        return Err(KernelError::ColsNotBlockMultiple { format, cols, block });
+        return Err(KernelError::ColsNotBlockMultiple {
+            format,
+            cols,
+            block,
+        });
     }
-    let expected = format.ggml_bytes(rows, cols).ok_or(KernelError::TooLarge { rows, cols })?;
+    let expected = format
+        .ggml_bytes(rows, cols)
+        .ok_or(KernelError::TooLarge { rows, cols })?;
     if len != expected {
-        return Err(KernelError::ByteLength { format, rows, cols, expected, actual: len });
+        return Err(KernelError::ByteLength {
+            format,
+            rows,
+            cols,
+            expected,
+            actual: len,
+        });
     }
     Ok(expected)
 }
 
 pub(crate) fn half_to_f32(format: WeightFormat, bits: u16) -> f32 {
-    if format == WeightFormat::BF16 { bf16::from_bits(bits).to_f32() } else { f16::from_bits(bits).to_f32() }
+    if format == WeightFormat::BF16 {
+        bf16::from_bits(bits).to_f32()
+    } else {
+        f16::from_bits(bits).to_f32()
+    }
 }
 
 /// `[g][col][lane]` from an element accessor; padding rows are zero.
-fn interleave<T: Copy + Default>(rows: usize, cols: usize, at: impl Fn(usize, usize) -> T) -> Vec<T> {
+fn interleave<T: Copy + Default>(
+    rows: usize,
+    cols: usize,
+    at: impl Fn(usize, usize) -> T,
+) -> Vec<T> {
     let groups = rows.div_ceil(GROUP);
     let mut v = vec![T::default(); groups * cols * GROUP];
     for r in 0..rows {
@@ -191,7 +244,11 @@ fn pack_quant(format: WeightFormat, rows: usize, cols: usize, bytes: &[u8]) -> P
     let nb = cols / QK;
     let groups = rows.div_ceil(GROUP);
     let has_min = matches!(format, WeightFormat::Q4_1 | WeightFormat::Q5_1);
-    let bpb = if matches!(format, WeightFormat::Q4_0 | WeightFormat::Q4_1) { 128 } else { 256 };
+    let bpb = if matches!(format, WeightFormat::Q4_0 | WeightFormat::Q4_1) {
+        128
+    } else {
+        256
+    };
     let mut p = PackedQ {
         d: vec![f16::ZERO; groups * nb * GROUP],
         m: vec![f16::ZERO; groups * nb * GROUP],
@@ -241,12 +298,14 @@ fn pack_group(
             if bpb == 128 {
                 for j in 0..4 {
                     for i in 0..4 {
-                        base[j * 32 + lane * 4 + i] = blk.q[4 * j + i] | (blk.q[16 + 4 * j + i] << 4);
+                        base[j * 32 + lane * 4 + i] =
+                            blk.q[4 * j + i] | (blk.q[16 + 4 * j + i] << 4);
                     }
                 }
             } else {
                 for k in 0..8 {
-                    base[k * 32 + lane * 4..k * 32 + lane * 4 + 4].copy_from_slice(&blk.q[4 * k..4 * k + 4]);
+                    base[k * 32 + lane * 4..k * 32 + lane * 4 + 4]
+                        .copy_from_slice(&blk.q[4 * k..4 * k + 4]);
                 }
             }
         }

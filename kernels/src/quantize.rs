@@ -115,7 +115,10 @@ impl QuantActs {
 }
 
 /// One token's input and output slices, as the zipped iterators yield them.
-type RowParts<'a> = (((&'a [f32], &'a mut [i8]), (&'a mut [f32], &'a mut [f32])), &'a mut [i32]);
+type RowParts<'a> = (
+    ((&'a [f32], &'a mut [i8]), (&'a mut [f32], &'a mut [f32])),
+    &'a mut [i32],
+);
 
 fn resize<T: Copy>(v: &mut Vec<T>, n: usize, fill: T) {
     if v.len() != n {
@@ -173,7 +176,13 @@ mod tests {
                         0 => u,
                         1 => (u * 254.0).round() / 2.0, // many exact .5 ties with amax 127
                         2 => u * 1e-30,
-                        _ => if j == 3 { 0.0 } else { u * 3e4 },
+                        _ => {
+                            if j == 3 {
+                                0.0
+                            } else {
+                                u * 3e4
+                            }
+                        }
                     }
                 })
                 .collect();
@@ -182,7 +191,11 @@ mod tests {
             for level in crate::dispatch::available_levels() {
                 let mut got = [0i8; 32];
                 let r = quantize_block_at(level, &x, &mut got);
-                assert_eq!((r.0.to_bits(), r.1, got), (expected.0.to_bits(), expected.1, want), "case {case} {level:?}");
+                assert_eq!(
+                    (r.0.to_bits(), r.1, got),
+                    (expected.0.to_bits(), expected.1, want),
+                    "case {case} {level:?}"
+                );
             }
         }
     }
@@ -190,6 +203,9 @@ mod tests {
     #[test]
     fn length_mismatch_is_an_error() {
         let mut out = [BlockQ8_0::default(); 2];
-        assert!(matches!(quantize_row_q8_0(&[0.0; 32], &mut out), Err(KernelError::Length { .. })));
+        assert!(matches!(
+            quantize_row_q8_0(&[0.0; 32], &mut out),
+            Err(KernelError::Length { .. })
+        ));
     }
 }

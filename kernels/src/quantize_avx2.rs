@@ -28,7 +28,10 @@ pub(crate) unsafe fn quantize_block(x: &[f32], q: &mut [i8]) -> (f32, i32) {
             let p = _mm256_mul_ps(v[i], idv);
             let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(p);
             let frac = _mm256_andnot_ps(sign, _mm256_sub_ps(p, t));
-            let bump = _mm256_and_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(frac, half), _mm256_or_ps(one, _mm256_and_ps(sign, p)));
+            let bump = _mm256_and_ps(
+                _mm256_cmp_ps::<_CMP_GE_OQ>(frac, half),
+                _mm256_or_ps(one, _mm256_and_ps(sign, p)),
+            );
             _mm256_cvttps_epi32(_mm256_add_ps(t, bump))
         });
         let s = _mm256_add_epi32(_mm256_add_epi32(r[0], r[1]), _mm256_add_epi32(r[2], r[3]));

@@ -3,7 +3,8 @@
 //! `quantize_row_q8_1` and decodes weights with ggml's block formulas).
 
 use enclave_kernels::{
-    KernelError, KernelLevel, QMatrix, WeightFormat, available_levels, matmul, matmul_at, quantize_row_q8_0, reference,
+    KernelError, KernelLevel, QMatrix, WeightFormat, available_levels, matmul, matmul_at,
+    quantize_row_q8_0, reference,
 };
 use half::{bf16, f16};
 
@@ -60,7 +61,12 @@ fn random_ggml(format: WeightFormat, rows: usize, cols: usize, rng: &mut Rng) ->
             if matches!(format, WeightFormat::Q4_1 | WeightFormat::Q5_1) {
                 out.extend_from_slice(&half_bytes(rng.unit() * 0.1));
             }
-            let rest = format.block_bytes() - if matches!(format, WeightFormat::Q4_1 | WeightFormat::Q5_1) { 4 } else { 2 };
+            let rest = format.block_bytes()
+                - if matches!(format, WeightFormat::Q4_1 | WeightFormat::Q5_1) {
+                    4
+                } else {
+                    2
+                };
             for _ in 0..rest {
                 out.push(rng.byte());
             }
@@ -70,7 +76,9 @@ fn random_ggml(format: WeightFormat, rows: usize, cols: usize, rng: &mut Rng) ->
 }
 
 fn random_x(n: usize, rng: &mut Rng) -> Vec<f32> {
-    (0..n).map(|i| if i % 97 == 5 { 0.0 } else { rng.unit() * 3.0 }).collect()
+    (0..n)
+        .map(|i| if i % 97 == 5 { 0.0 } else { rng.unit() * 3.0 })
+        .collect()
 }
 
 fn same_bits(a: &[f32], b: &[f32]) -> bool {
@@ -91,14 +99,18 @@ fn every_format_and_level_matches_the_ggml_oracle() {
                     x[cols..2 * cols].fill(0.0);
                 }
                 let mut want = vec![0f32; tokens * rows];
-                reference::matmul_ggml(format, rows, cols, &bytes, &x, tokens, &mut want).expect("oracle");
+                reference::matmul_ggml(format, rows, cols, &bytes, &x, tokens, &mut want)
+                    .expect("oracle");
                 for level in available_levels() {
                     let mut got = vec![f32::NAN; tokens * rows];
                     matmul_at(level, &w, &x, tokens, &mut got).expect("matmul");
                     assert!(
                         same_bits(&got, &want),
                         "{format:?} {rows}x{cols} tokens={tokens} level={level:?}: first diff at {:?}",
-                        got.iter().zip(&want).position(|(a, b)| a != b).map(|i| (i, got[i], want[i]))
+                        got.iter()
+                            .zip(&want)
+                            .position(|(a, b)| a != b)
+                            .map(|i| (i, got[i], want[i]))
                     );
                 }
             }
@@ -119,7 +131,10 @@ fn each_token_result_is_independent_of_the_batch() {
         for t in 0..tokens {
             let mut one = vec![0f32; rows];
             matmul(&w, &x[t * cols..(t + 1) * cols], 1, &mut one).expect("single");
-            assert!(same_bits(&one, &batch[t * rows..(t + 1) * rows]), "{format:?} token {t}");
+            assert!(
+                same_bits(&one, &batch[t * rows..(t + 1) * rows]),
+                "{format:?} token {t}"
+            );
         }
     }
 }
@@ -151,7 +166,10 @@ fn dequantize_row_matches_ggml_dequantization() {
         let mut row = vec![0f32; cols];
         for r in 0..rows {
             w.dequantize_row(r, &mut row).expect("row");
-            assert!(same_bits(&row, &want[r * cols..(r + 1) * cols]), "{format:?} row {r}");
+            assert!(
+                same_bits(&row, &want[r * cols..(r + 1) * cols]),
+                "{format:?} row {r}"
+            );
         }
     }
 }
@@ -175,7 +193,10 @@ fn q8_0_round_trip_is_within_half_a_step() {
         for (c, (&got, &orig)) in row.iter().zip(&x[r * cols..(r + 1) * cols]).enumerate() {
             let d = blocks[(r * cols + c) / 32].d.to_f32();
             // Half a step, plus the f16 rounding of d (relative 2^-11) times up to 127 steps.
-            assert!((got - orig).abs() <= d * (0.5 + 127.0 / 2048.0) + 1e-7, "r{r} c{c}: {got} vs {orig}, d={d}");
+            assert!(
+                (got - orig).abs() <= d * (0.5 + 127.0 / 2048.0) + 1e-7,
+                "r{r} c{c}: {got} vs {orig}, d={d}"
+            );
         }
     }
 }
@@ -195,27 +216,56 @@ fn from_f32_matches_f32_bytes() {
     assert!(same_bits(&ya, &yb));
     // And against a plain f64 dot product, loosely.
     for r in 0..rows {
-        let want: f64 = (0..cols).map(|c| v[r * cols + c] as f64 * x[c] as f64).sum();
+        let want: f64 = (0..cols)
+            .map(|c| v[r * cols + c] as f64 * x[c] as f64)
+            .sum();
         assert!((ya[r] as f64 - want).abs() < 1e-4, "row {r}");
     }
 }
 
 #[test]
 fn bad_inputs_are_typed_errors() {
-    let q = |cols: usize, len: usize| QMatrix::from_ggml_bytes(WeightFormat::Q4_1, 2, cols, &vec![0u8; len]);
-    type Case = (&'static str, Result<QMatrix, KernelError>, fn(&KernelError) -> bool);
+    let q = |cols: usize, len: usize| {
+        QMatrix::from_ggml_bytes(WeightFormat::Q4_1, 2, cols, &vec![0u8; len])
+    };
+    type Case = (
+        &'static str,
+        Result<QMatrix, KernelError>,
+        fn(&KernelError) -> bool,
+    );
     let cases: Vec<Case> = vec![
-        ("short bytes", q(64, 79), |e| matches!(e, KernelError::ByteLength { expected: 80, actual: 79, .. })),
-        ("long bytes", q(64, 81), |e| matches!(e, KernelError::ByteLength { .. })),
-        ("cols not multiple of 32", q(48, 60), |e| matches!(e, KernelError::ColsNotBlockMultiple { cols: 48, .. })),
-        ("zero cols", q(0, 0), |e| matches!(e, KernelError::ColsNotBlockMultiple { .. })),
-        ("f16 odd bytes", QMatrix::from_ggml_bytes(WeightFormat::F16, 3, 5, &[0u8; 29]), |e| {
-            matches!(e, KernelError::ByteLength { expected: 30, .. })
+        ("short bytes", q(64, 79), |e| {
+            matches!(
+                e,
+                KernelError::ByteLength {
+                    expected: 80,
+                    actual: 79,
+                    ..
+                }
+            )
         }),
-        ("overflowing shape", QMatrix::from_ggml_bytes(WeightFormat::F32, usize::MAX, 2, &[]), |e| {
-            matches!(e, KernelError::TooLarge { .. })
+        ("long bytes", q(64, 81), |e| {
+            matches!(e, KernelError::ByteLength { .. })
         }),
-        ("from_f32 length", QMatrix::from_f32(2, 3, &[0.0; 5]), |e| matches!(e, KernelError::Length { .. })),
+        ("cols not multiple of 32", q(48, 60), |e| {
+            matches!(e, KernelError::ColsNotBlockMultiple { cols: 48, .. })
+        }),
+        ("zero cols", q(0, 0), |e| {
+            matches!(e, KernelError::ColsNotBlockMultiple { .. })
+        }),
+        (
+            "f16 odd bytes",
+            QMatrix::from_ggml_bytes(WeightFormat::F16, 3, 5, &[0u8; 29]),
+            |e| matches!(e, KernelError::ByteLength { expected: 30, .. }),
+        ),
+        (
+            "overflowing shape",
+            QMatrix::from_ggml_bytes(WeightFormat::F32, usize::MAX, 2, &[]),
+            |e| matches!(e, KernelError::TooLarge { .. }),
+        ),
+        ("from_f32 length", QMatrix::from_f32(2, 3, &[0.0; 5]), |e| {
+            matches!(e, KernelError::Length { .. })
+        }),
     ];
     for (name, res, check) in cases {
         match res {
@@ -226,18 +276,43 @@ fn bad_inputs_are_typed_errors() {
 
     let w = QMatrix::from_ggml_bytes(WeightFormat::Q4_1, 2, 64, &[0u8; 80]).expect("valid");
     let mut out = vec![0f32; 2];
-    assert!(matches!(matmul(&w, &[0.0; 63], 1, &mut out), Err(KernelError::Length { expected: 64, actual: 63, .. })));
-    assert!(matches!(matmul(&w, &[0.0; 64], 1, &mut [0.0; 3]), Err(KernelError::Length { what: "matmul output", .. })));
+    assert!(matches!(
+        matmul(&w, &[0.0; 63], 1, &mut out),
+        Err(KernelError::Length {
+            expected: 64,
+            actual: 63,
+            ..
+        })
+    ));
+    assert!(matches!(
+        matmul(&w, &[0.0; 64], 1, &mut [0.0; 3]),
+        Err(KernelError::Length {
+            what: "matmul output",
+            ..
+        })
+    ));
     let mut row = vec![0f32; 64];
-    assert!(matches!(w.dequantize_row(2, &mut row), Err(KernelError::RowOutOfRange { row: 2, rows: 2 })));
-    assert!(matches!(w.dequantize_row(0, &mut row[..10]), Err(KernelError::Length { .. })));
-    assert!(matches!(KernelLevel::parse("neon9"), Err(KernelError::UnsupportedLevel { .. })));
+    assert!(matches!(
+        w.dequantize_row(2, &mut row),
+        Err(KernelError::RowOutOfRange { row: 2, rows: 2 })
+    ));
+    assert!(matches!(
+        w.dequantize_row(0, &mut row[..10]),
+        Err(KernelError::Length { .. })
+    ));
+    assert!(matches!(
+        KernelLevel::parse("neon9"),
+        Err(KernelError::UnsupportedLevel { .. })
+    ));
 }
 
 #[test]
 fn matrix_metadata() {
     let w = QMatrix::from_ggml_bytes(WeightFormat::Q8_0, 3, 64, &[0u8; 3 * 2 * 34]).expect("valid");
-    assert_eq!((w.rows(), w.cols(), w.format()), (3, 64, WeightFormat::Q8_0));
+    assert_eq!(
+        (w.rows(), w.cols(), w.format()),
+        (3, 64, WeightFormat::Q8_0)
+    );
     assert!(w.size_bytes() >= 3 * 2 * 34);
     let mut out = vec![1f32; 0];
     assert!(matmul(&w, &[], 0, &mut out).is_ok());
@@ -246,7 +321,8 @@ fn matrix_metadata() {
 mod ops {
     use super::*;
     use enclave_kernels::{
-        axpy_f16_f32_at, dot_f16_f32_at, dot_f32_at, f32_to_f16_row_at, rms_norm, silu_mul_at, softmax_inplace_at,
+        axpy_f16_f32_at, dot_f16_f32_at, dot_f32_at, f32_to_f16_row_at, rms_norm, silu_mul_at,
+        softmax_inplace_at,
     };
 
     fn close(a: f32, b: f32, rel: f32) -> bool {
@@ -271,12 +347,20 @@ mod ops {
                 let mut got = gate0.clone();
                 silu_mul_at(level, &mut got, &up).expect("same lengths");
                 for i in 0..n {
-                    assert!(close(got[i], want[i], 2e-6), "silu {level:?} n={n} i={i}: {} vs {}", got[i], want[i]);
+                    assert!(
+                        close(got[i], want[i], 2e-6),
+                        "silu {level:?} n={n} i={i}: {} vs {}",
+                        got[i],
+                        want[i]
+                    );
                 }
                 let mut sm = sm_in.clone();
                 softmax_inplace_at(level, &mut sm);
                 for i in 0..n {
-                    assert!((sm[i] - sm_want[i]).abs() <= 2e-6 * sm_want[i].max(1e-30) + 1e-12, "softmax {level:?} n={n} i={i}");
+                    assert!(
+                        (sm[i] - sm_want[i]).abs() <= 2e-6 * sm_want[i].max(1e-30) + 1e-12,
+                        "softmax {level:?} n={n} i={i}"
+                    );
                 }
                 if n > 2 {
                     assert_eq!(sm[1], 0.0);
@@ -298,8 +382,14 @@ mod ops {
                 f32_to_f16_row_at(level, &a, &mut h).expect("same lengths");
                 assert_eq!(h, want_h, "{level:?}");
                 let want = reference::dot_f16_f32(&h, &b);
-                assert!(close(dot_f16_f32_at(level, &h, &b), want, 1e-5), "dot_f16 {level:?} {n}");
-                assert!(close(dot_f32_at(level, &a, &b), reference::dot_f32(&a, &b), 1e-5), "dot_f32 {level:?} {n}");
+                assert!(
+                    close(dot_f16_f32_at(level, &h, &b), want, 1e-5),
+                    "dot_f16 {level:?} {n}"
+                );
+                assert!(
+                    close(dot_f32_at(level, &a, &b), reference::dot_f32(&a, &b), 1e-5),
+                    "dot_f32 {level:?} {n}"
+                );
                 let (mut y, mut y_want) = (b.clone(), b.clone());
                 axpy_f16_f32_at(level, 0.37, &h, &mut y);
                 reference::axpy_f16_f32(0.37, &h, &mut y_want);

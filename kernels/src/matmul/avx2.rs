@@ -18,7 +18,12 @@ const TILE: usize = 4;
 /// The CPU supports AVX2, FMA and F16C; `g0..g1` are groups of `w` owned by this task.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn run_groups(w: &QMatrix, input: &Input<'_>, g0: usize, g1: usize, out: Out) {
-    let cx = Ctx { rows: w.rows, cols: w.cols, nb: blocks_per_row(w), out };
+    let cx = Ctx {
+        rows: w.rows,
+        cols: w.cols,
+        nb: blocks_per_row(w),
+        out,
+    };
     // SAFETY (all arms): features enabled on this function; layouts built by `qmatrix`.
     unsafe {
         match (&w.repr, input) {
@@ -30,7 +35,9 @@ pub(super) unsafe fn run_groups(w: &QMatrix, input: &Input<'_>, g0: usize, g1: u
                 WeightFormat::Q8_0 => quant::<false, 0, true, false>(&cx, p, a, g0, g1),
                 _ => {}
             },
-            (Repr::F32(d), Input::Float { x, tokens }) => float::<0>(&cx, d.as_ptr().cast(), x, *tokens, g0, g1),
+            (Repr::F32(d), Input::Float { x, tokens }) => {
+                float::<0>(&cx, d.as_ptr().cast(), x, *tokens, g0, g1)
+            }
             (Repr::Half(d), Input::Float { x, tokens }) => {
                 if w.format == WeightFormat::BF16 {
                     float::<2>(&cx, d.as_ptr().cast(), x, *tokens, g0, g1)
@@ -103,7 +110,13 @@ unsafe fn bcast4(xb: *const i8, k: usize) -> __m256i {
 /// One 8-row group × T tokens.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-unsafe fn quant_tile<const NIB: bool, const OFF: i32, const SIGNED: bool, const MIN: bool, const T: usize>(
+unsafe fn quant_tile<
+    const NIB: bool,
+    const OFF: i32,
+    const SIGNED: bool,
+    const MIN: bool,
+    const T: usize,
+>(
     cx: &Ctx,
     p: &PackedQ,
     a: &QuantActs,
@@ -135,7 +148,11 @@ unsafe fn quant_tile<const NIB: bool, const OFF: i32, const SIGNED: bool, const 
                     *wk = _mm256_loadu_si256(wq.add(32 * k).cast());
                 }
             }
-            let wabs: [__m256i; 8] = if SIGNED { std::array::from_fn(|k| _mm256_abs_epi8(w[k])) } else { w };
+            let wabs: [__m256i; 8] = if SIGNED {
+                std::array::from_fn(|k| _mm256_abs_epi8(w[k]))
+            } else {
+                w
+            };
             for i in 0..T {
                 let xb = xq[i].add(b * 32);
                 let sumi = if NIB {
@@ -148,7 +165,10 @@ unsafe fn quant_tile<const NIB: bool, const OFF: i32, const SIGNED: bool, const 
                     let mut s = _mm256_setzero_si256();
                     for k in 0..8 {
                         let xs = _mm256_sign_epi8(bcast4(xb, k), w[k]);
-                        s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_maddubs_epi16(wabs[k], xs), ones));
+                        s = _mm256_add_epi32(
+                            s,
+                            _mm256_madd_epi16(_mm256_maddubs_epi16(wabs[k], xs), ones),
+                        );
                     }
                     s
                 } else {
@@ -156,12 +176,17 @@ unsafe fn quant_tile<const NIB: bool, const OFF: i32, const SIGNED: bool, const 
                     let mut hi = _mm256_maddubs_epi16(w[4], bcast4(xb, 4));
                     for k in 1..4 {
                         lo = _mm256_add_epi16(lo, _mm256_maddubs_epi16(w[k], bcast4(xb, k)));
-                        hi = _mm256_add_epi16(hi, _mm256_maddubs_epi16(w[k + 4], bcast4(xb, k + 4)));
+                        hi =
+                            _mm256_add_epi16(hi, _mm256_maddubs_epi16(w[k + 4], bcast4(xb, k + 4)));
                     }
                     _mm256_add_epi32(_mm256_madd_epi16(lo, ones), _mm256_madd_epi16(hi, ones))
                 };
                 let ab = (t0 + i) * nb + b;
-                let sumi = if OFF != 0 { _mm256_sub_epi32(sumi, _mm256_set1_epi32(OFF * *a.isum.get_unchecked(ab))) } else { sumi };
+                let sumi = if OFF != 0 {
+                    _mm256_sub_epi32(sumi, _mm256_set1_epi32(OFF * *a.isum.get_unchecked(ab)))
+                } else {
+                    sumi
+                };
                 let scale = _mm256_mul_ps(dw, _mm256_set1_ps(*a.d.get_unchecked(ab)));
                 acc[i] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sumi), acc[i]);
             }
@@ -172,7 +197,11 @@ unsafe fn quant_tile<const NIB: bool, const OFF: i32, const SIGNED: bool, const 
             for b in 0..nb {
                 let mw = _mm256_cvtph_ps(_mm_loadu_si128(mptr.add(b)));
                 for (i, a2) in acc2.iter_mut().enumerate() {
-                    *a2 = _mm256_fmadd_ps(mw, _mm256_set1_ps(*a.s.get_unchecked((t0 + i) * nb + b)), *a2);
+                    *a2 = _mm256_fmadd_ps(
+                        mw,
+                        _mm256_set1_ps(*a.s.get_unchecked((t0 + i) * nb + b)),
+                        *a2,
+                    );
                 }
             }
             for i in 0..T {
@@ -187,7 +216,14 @@ unsafe fn quant_tile<const NIB: bool, const OFF: i32, const SIGNED: bool, const 
 
 /// Float weights; KIND 0 = f32, 1 = f16, 2 = bf16.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn float<const KIND: u8>(cx: &Ctx, data: *const u8, x: &[f32], tokens: usize, g0: usize, g1: usize) {
+unsafe fn float<const KIND: u8>(
+    cx: &Ctx,
+    data: *const u8,
+    x: &[f32],
+    tokens: usize,
+    g0: usize,
+    g1: usize,
+) {
     for g in g0..g1 {
         let mut t = 0;
         // SAFETY (all calls): t + T <= tokens, g < groups.
@@ -208,7 +244,13 @@ unsafe fn float<const KIND: u8>(cx: &Ctx, data: *const u8, x: &[f32], tokens: us
 
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-unsafe fn float_tile<const KIND: u8, const T: usize>(cx: &Ctx, data: *const u8, x: &[f32], g: usize, t0: usize) {
+unsafe fn float_tile<const KIND: u8, const T: usize>(
+    cx: &Ctx,
+    data: *const u8,
+    x: &[f32],
+    g: usize,
+    t0: usize,
+) {
     let cols = cx.cols;
     let esize = if KIND == 0 { 4 } else { 2 };
     let mut acc = [_mm256_setzero_ps(); T];
@@ -221,7 +263,9 @@ unsafe fn float_tile<const KIND: u8, const T: usize>(cx: &Ctx, data: *const u8, 
             let wv = match KIND {
                 0 => _mm256_loadu_ps(at.cast()),
                 1 => _mm256_cvtph_ps(_mm_loadu_si128(at.cast())),
-                _ => _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(_mm_loadu_si128(at.cast())))),
+                _ => _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(
+                    _mm_loadu_si128(at.cast()),
+                ))),
             };
             for i in 0..T {
                 acc[i] = _mm256_fmadd_ps(wv, _mm256_set1_ps(*xp[i].add(c)), acc[i]);

@@ -63,7 +63,14 @@ pub fn matmul(w: &QMatrix, x: &[f32], tokens: usize, out: &mut [f32]) -> Result<
     SCRATCH.with(|s| match s.try_borrow_mut() {
         Ok(mut s) => run(active_level(), w, x, tokens, out, &mut s),
         // Only reachable by re-entrance, which matmul never does; stay correct anyway.
-        Err(_) => run(active_level(), w, x, tokens, out, &mut MatmulScratch::default()),
+        Err(_) => run(
+            active_level(),
+            w,
+            x,
+            tokens,
+            out,
+            &mut MatmulScratch::default(),
+        ),
     })
 }
 
@@ -79,14 +86,30 @@ pub fn matmul_into_with_scratch(
 }
 
 /// As [`matmul`] at a given level (tests and benches); an unsupported level is an error.
-pub fn matmul_at(level: KernelLevel, w: &QMatrix, x: &[f32], tokens: usize, out: &mut [f32]) -> Result<(), KernelError> {
+pub fn matmul_at(
+    level: KernelLevel,
+    w: &QMatrix,
+    x: &[f32],
+    tokens: usize,
+    out: &mut [f32],
+) -> Result<(), KernelError> {
     if !level.is_supported() {
-        return Err(KernelError::UnsupportedLevel { requested: level.name().to_owned(), reason: "this CPU lacks the instructions" });
+        return Err(KernelError::UnsupportedLevel {
+            requested: level.name().to_owned(),
+            reason: "this CPU lacks the instructions",
+        });
     }
     run(level, w, x, tokens, out, &mut MatmulScratch::default())
 }
 
-fn run(level: KernelLevel, w: &QMatrix, x: &[f32], tokens: usize, out: &mut [f32], scratch: &mut MatmulScratch) -> Result<(), KernelError> {
+fn run(
+    level: KernelLevel,
+    w: &QMatrix,
+    x: &[f32],
+    tokens: usize,
+    out: &mut [f32],
+    scratch: &mut MatmulScratch,
+) -> Result<(), KernelError> {
     check_len("matmul input", tokens * w.cols, x.len())?;
     check_len("matmul output", tokens * w.rows, out.len())?;
     if tokens == 0 || w.rows == 0 {
@@ -99,7 +122,10 @@ fn run(level: KernelLevel, w: &QMatrix, x: &[f32], tokens: usize, out: &mut [f32
         }
         _ => Input::Float { x, tokens },
     };
-    let o = Out { ptr: out.as_mut_ptr(), rows: w.rows };
+    let o = Out {
+        ptr: out.as_mut_ptr(),
+        rows: w.rows,
+    };
     let groups = w.groups();
     let tasks = task_count(groups, tokens, w.cols);
     let span = |i: usize| (i * groups / tasks, (i + 1) * groups / tasks);

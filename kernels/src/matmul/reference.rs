@@ -16,7 +16,12 @@ pub(super) fn run_groups(w: &QMatrix, input: &Input<'_>, g0: usize, g1: usize, o
         match (&w.repr, input) {
             (Repr::Quant(p), Input::Quant(a)) => {
                 for t in 0..a.tokens {
-                    let v = dot_quant(w.format, blocks_per_row(w), |b| w.raw_block(p, r, b), &ActView::Soa(a, t));
+                    let v = dot_quant(
+                        w.format,
+                        blocks_per_row(w),
+                        |b| w.raw_block(p, r, b),
+                        &ActView::Soa(a, t),
+                    );
                     // SAFETY: r < rows, t < tokens; this task owns rows of groups g0..g1.
                     unsafe { out.write(t, r, v) };
                 }
@@ -53,20 +58,34 @@ impl ActView<'_> {
         match self {
             ActView::Soa(a, t) => {
                 let nb = a.cols / QK;
-                (&a.token_qs(*t)[b * QK..(b + 1) * QK], a.d[t * nb + b], a.s[t * nb + b])
+                (
+                    &a.token_qs(*t)[b * QK..(b + 1) * QK],
+                    a.d[t * nb + b],
+                    a.s[t * nb + b],
+                )
             }
             ActView::Blocks(bl) => (&bl[b].qs, bl[b].d.to_f32(), bl[b].s.to_f32()),
         }
     }
 }
 
-fn dot_quant(format: WeightFormat, nb: usize, block: impl Fn(usize) -> RawBlock, x: &ActView<'_>) -> f32 {
+fn dot_quant(
+    format: WeightFormat,
+    nb: usize,
+    block: impl Fn(usize) -> RawBlock,
+    x: &ActView<'_>,
+) -> f32 {
     let has_min = matches!(format, WeightFormat::Q4_1 | WeightFormat::Q5_1);
     let (mut acc, mut acc2) = (0f32, 0f32);
     for b in 0..nb {
         let blk = block(b);
         let (xq, dx, sx) = x.block(b);
-        let sumi: i32 = blk.q.iter().zip(xq).map(|(&c, &q)| code_value(format, c) * q as i32).sum();
+        let sumi: i32 = blk
+            .q
+            .iter()
+            .zip(xq)
+            .map(|(&c, &q)| code_value(format, c) * q as i32)
+            .sum();
         acc = (blk.d.to_f32() * dx).mul_add(sumi as f32, acc);
         if has_min {
             acc2 = blk.m.to_f32().mul_add(sx, acc2);
@@ -108,9 +127,18 @@ pub fn matmul_ggml(
         for r in 0..rows {
             let rb = &bytes[r * row_bytes..(r + 1) * row_bytes];
             out[t * rows + r] = match format {
-                WeightFormat::F32 => dot_float(xt, |c| f32::from_le_bytes([rb[4 * c], rb[4 * c + 1], rb[4 * c + 2], rb[4 * c + 3]])),
-                WeightFormat::F16 | WeightFormat::BF16 => dot_float(xt, |c| half_to_f32(format, u16::from_le_bytes([rb[2 * c], rb[2 * c + 1]]))),
-                _ => dot_quant(format, cols / QK, |b| decode_block(format, &rb[b * bb..(b + 1) * bb]), &ActView::Blocks(&acts)),
+                WeightFormat::F32 => dot_float(xt, |c| {
+                    f32::from_le_bytes([rb[4 * c], rb[4 * c + 1], rb[4 * c + 2], rb[4 * c + 3]])
+                }),
+                WeightFormat::F16 | WeightFormat::BF16 => dot_float(xt, |c| {
+                    half_to_f32(format, u16::from_le_bytes([rb[2 * c], rb[2 * c + 1]]))
+                }),
+                _ => dot_quant(
+                    format,
+                    cols / QK,
+                    |b| decode_block(format, &rb[b * bb..(b + 1) * bb]),
+                    &ActView::Blocks(&acts),
+                ),
             };
         }
     }
@@ -119,7 +147,12 @@ pub fn matmul_ggml(
 
 /// Dequantizes a whole ggml-layout matrix to f32 (row-major) with ggml's per-block formulas,
 /// independent of the repacked layout.
-pub fn dequantize_ggml(format: WeightFormat, rows: usize, cols: usize, bytes: &[u8]) -> Result<Vec<f32>, KernelError> {
+pub fn dequantize_ggml(
+    format: WeightFormat,
+    rows: usize,
+    cols: usize,
+    bytes: &[u8],
+) -> Result<Vec<f32>, KernelError> {
     crate::qmatrix::validate(format, rows, cols, bytes.len())?;
     let mut out = vec![0f32; rows * cols];
     match format {
@@ -134,7 +167,10 @@ pub fn dequantize_ggml(format: WeightFormat, rows: usize, cols: usize, bytes: &[
             }
         }
         _ => {
-            for (o, b) in out.chunks_exact_mut(QK).zip(bytes.chunks_exact(format.block_bytes())) {
+            for (o, b) in out
+                .chunks_exact_mut(QK)
+                .zip(bytes.chunks_exact(format.block_bytes()))
+            {
                 crate::ggml::dequantize_block(format, &decode_block(format, b), o);
             }
         }

@@ -15,19 +15,37 @@ pub(super) fn exp8(x: __m256) -> __m256 {
     let lo = _mm256_set1_ps(-87.336_55);
     let underflow = _mm256_cmp_ps::<_CMP_LT_OQ>(x, lo);
     let xc = _mm256_max_ps(_mm256_min_ps(x, hi), lo);
-    let fx = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(xc, _mm256_set1_ps(std::f32::consts::LOG2_E)));
+    let fx = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
+        xc,
+        _mm256_set1_ps(std::f32::consts::LOG2_E),
+    ));
     let r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693_359_4), xc);
     let r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.121_944_4e-4), r);
     let mut p = _mm256_set1_ps(1.987_569_1e-4);
-    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5] {
+    for c in [
+        1.398_199_9e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        1.666_666_5e-1,
+        0.5,
+    ] {
         p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
     }
-    let y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0));
+    let y = _mm256_add_ps(
+        _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r),
+        _mm256_set1_ps(1.0),
+    );
     // 2^fx: fx in [-126, 128]; at 128 split the scaling in two to avoid an infinite exponent.
     let n = _mm256_cvtps_epi32(fx);
     let half_n = _mm256_srai_epi32::<1>(n);
-    let s1 = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(half_n, _mm256_set1_epi32(127))));
-    let s2 = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(_mm256_sub_epi32(n, half_n), _mm256_set1_epi32(127))));
+    let s1 = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(
+        half_n,
+        _mm256_set1_epi32(127),
+    )));
+    let s2 = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(
+        _mm256_sub_epi32(n, half_n),
+        _mm256_set1_epi32(127),
+    )));
     _mm256_andnot_ps(underflow, _mm256_mul_ps(_mm256_mul_ps(y, s1), s2))
 }
 
@@ -87,7 +105,12 @@ pub(super) fn softmax_inplace(x: &mut [f32]) {
     let mut i = 0;
     while i + 8 <= n {
         // SAFETY: i + 8 <= n.
-        unsafe { _mm256_storeu_ps(x.as_mut_ptr().add(i), _mm256_mul_ps(_mm256_loadu_ps(x.as_ptr().add(i)), iv)) };
+        unsafe {
+            _mm256_storeu_ps(
+                x.as_mut_ptr().add(i),
+                _mm256_mul_ps(_mm256_loadu_ps(x.as_ptr().add(i)), iv),
+            )
+        };
         i += 8;
     }
     for v in &mut x[i..] {
@@ -103,8 +126,16 @@ pub(super) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     while i + 16 <= n {
         // SAFETY: i + 16 <= n.
         unsafe {
-            s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a.as_ptr().add(i)), _mm256_loadu_ps(b.as_ptr().add(i)), s0);
-            s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a.as_ptr().add(i + 8)), _mm256_loadu_ps(b.as_ptr().add(i + 8)), s1);
+            s0 = _mm256_fmadd_ps(
+                _mm256_loadu_ps(a.as_ptr().add(i)),
+                _mm256_loadu_ps(b.as_ptr().add(i)),
+                s0,
+            );
+            s1 = _mm256_fmadd_ps(
+                _mm256_loadu_ps(a.as_ptr().add(i + 8)),
+                _mm256_loadu_ps(b.as_ptr().add(i + 8)),
+                s1,
+            );
         }
         i += 16;
     }
@@ -118,7 +149,9 @@ pub(super) fn f32_to_f16_row(x: &[f32], out: &mut [f16]) {
     while i + 8 <= n {
         // SAFETY: i + 8 <= n; f16 is 2 bytes, 8 of them fill the 128-bit store.
         unsafe {
-            let h = _mm256_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT }>(_mm256_loadu_ps(x.as_ptr().add(i)));
+            let h = _mm256_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT }>(_mm256_loadu_ps(
+                x.as_ptr().add(i),
+            ));
             _mm_storeu_si128(out.as_mut_ptr().add(i).cast(), h);
         }
         i += 8;
@@ -143,7 +176,13 @@ pub(super) fn dot_f16_f32(a: &[f16], b: &[f32]) -> f32 {
     }
     if i + 8 <= n {
         // SAFETY: i + 8 <= n.
-        unsafe { s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(a.as_ptr().add(i).cast())), _mm256_loadu_ps(b.as_ptr().add(i)), s0) };
+        unsafe {
+            s0 = _mm256_fmadd_ps(
+                _mm256_cvtph_ps(_mm_loadu_si128(a.as_ptr().add(i).cast())),
+                _mm256_loadu_ps(b.as_ptr().add(i)),
+                s0,
+            )
+        };
         i += 8;
     }
     hsum(_mm256_add_ps(s0, s1)) + super::reference::dot_f16_f32(&a[i..n], &b[i..n])

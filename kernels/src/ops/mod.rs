@@ -70,7 +70,11 @@ pub fn softmax_inplace(x: &mut [f32]) {
 
 /// [`softmax_inplace`] at a given level (tests); an unsupported level runs the reference.
 pub fn softmax_inplace_at(level: KernelLevel, x: &mut [f32]) {
-    let level = if level.is_supported() { level } else { KernelLevel::Reference };
+    let level = if level.is_supported() {
+        level
+    } else {
+        KernelLevel::Reference
+    };
     let r: Result<_, std::convert::Infallible> = (|| dispatch!(level, softmax_inplace(x)))();
     match r {
         Ok(v) => v,
@@ -83,7 +87,11 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
 }
 
 pub fn dot_f32_at(level: KernelLevel, a: &[f32], b: &[f32]) -> f32 {
-    let level = if level.is_supported() { level } else { KernelLevel::Reference };
+    let level = if level.is_supported() {
+        level
+    } else {
+        KernelLevel::Reference
+    };
     let r: Result<_, std::convert::Infallible> = (|| dispatch!(level, dot_f32(a, b)))();
     match r {
         Ok(v) => v,
@@ -95,7 +103,11 @@ pub fn f32_to_f16_row(x: &[f32], out: &mut [f16]) -> Result<(), KernelError> {
     f32_to_f16_row_at(active_level(), x, out)
 }
 
-pub fn f32_to_f16_row_at(level: KernelLevel, x: &[f32], out: &mut [f16]) -> Result<(), KernelError> {
+pub fn f32_to_f16_row_at(
+    level: KernelLevel,
+    x: &[f32],
+    out: &mut [f16],
+) -> Result<(), KernelError> {
     check_len("f32_to_f16_row output", x.len(), out.len())?;
     if !level.is_supported() {
         return Err(unsupported(level));
@@ -110,7 +122,11 @@ pub fn dot_f16_f32(a: &[f16], b: &[f32]) -> f32 {
 }
 
 pub fn dot_f16_f32_at(level: KernelLevel, a: &[f16], b: &[f32]) -> f32 {
-    let level = if level.is_supported() { level } else { KernelLevel::Reference };
+    let level = if level.is_supported() {
+        level
+    } else {
+        KernelLevel::Reference
+    };
     let r: Result<_, std::convert::Infallible> = (|| dispatch!(level, dot_f16_f32(a, b)))();
     match r {
         Ok(v) => v,
@@ -123,7 +139,11 @@ pub fn axpy_f16_f32(alpha: f32, x: &[f16], y: &mut [f32]) {
 }
 
 pub fn axpy_f16_f32_at(level: KernelLevel, alpha: f32, x: &[f16], y: &mut [f32]) {
-    let level = if level.is_supported() { level } else { KernelLevel::Reference };
+    let level = if level.is_supported() {
+        level
+    } else {
+        KernelLevel::Reference
+    };
     let r: Result<_, std::convert::Infallible> = (|| dispatch!(level, axpy_f16_f32(alpha, x, y)))();
     match r {
         Ok(v) => v,
@@ -131,5 +151,8 @@ pub fn axpy_f16_f32_at(level: KernelLevel, alpha: f32, x: &[f16], y: &mut [f32])
 }
 
 fn unsupported(level: KernelLevel) -> KernelError {
-    KernelError::UnsupportedLevel { requested: level.name().to_owned(), reason: "this CPU lacks the instructions" }
+    KernelError::UnsupportedLevel {
+        requested: level.name().to_owned(),
+        reason: "this CPU lacks the instructions",
+    }
 }
