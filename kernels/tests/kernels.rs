@@ -156,6 +156,27 @@ fn large_matrix_split_across_threads_matches_oracle() {
 }
 
 #[test]
+fn caller_scratch_is_reusable_across_shapes() {
+    let mut rng = Rng(123);
+    let mut scratch = enclave_kernels::MatmulScratch::new();
+    for &(format, rows, cols, tokens) in &[
+        (WeightFormat::Q4_1, 9, 64, 5),
+        (WeightFormat::Q8_0, 3, 160, 2),
+        (WeightFormat::F16, 4, 32, 3),
+        (WeightFormat::Q5_0, 17, 32, 1),
+    ] {
+        let bytes = random_ggml(format, rows, cols, &mut rng);
+        let w = QMatrix::from_ggml_bytes(format, rows, cols, &bytes).expect("valid");
+        let x = random_x(tokens * cols, &mut rng);
+        let (mut got, mut want) = (vec![0f32; tokens * rows], vec![0f32; tokens * rows]);
+        enclave_kernels::matmul_into_with_scratch(&w, &x, tokens, &mut got, &mut scratch)
+            .expect("matmul");
+        reference::matmul_ggml(format, rows, cols, &bytes, &x, tokens, &mut want).expect("oracle");
+        assert!(same_bits(&got, &want), "{format:?}");
+    }
+}
+
+#[test]
 fn dequantize_row_matches_ggml_dequantization() {
     let mut rng = Rng(9);
     for format in ALL {
