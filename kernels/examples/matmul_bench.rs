@@ -51,6 +51,14 @@ const SHAPES: &[Shape] = &[
         cols: 576,
         per_token: 1,
     },
+    // The same model from Hugging Face bf16 weights (not counted in the Q4_1 model totals).
+    Shape {
+        name: "bf16_gate_up",
+        format: WeightFormat::BF16,
+        rows: 1536,
+        cols: 576,
+        per_token: 0,
+    },
 ];
 
 fn weights(format: WeightFormat, rows: usize, cols: usize) -> QMatrix {

@@ -224,27 +224,44 @@ unsafe fn float<const KIND: u8>(
     g0: usize,
     g1: usize,
 ) {
-    for g in g0..g1 {
+    // Each (group, token) accumulator is one serial FMA chain over the columns; tiles keep
+    // about 8 chains in flight (FMA latency 4, two ports), taking more groups when a call has
+    // few tokens. The per-lane operation order is unchanged, so results stay bit-identical.
+    let mut g = g0;
+    while g < g1 {
+        let gs = if g1 - g >= 4 { 4 } else { 1 };
         let mut t = 0;
-        // SAFETY (all calls): t + T <= tokens, g < groups.
+        // SAFETY (all calls): t + T <= tokens, g + G <= g1 <= groups.
         unsafe {
-            while t + TILE <= tokens {
-                float_tile::<KIND, TILE>(cx, data, x, g, t);
-                t += TILE;
-            }
-            match tokens - t {
-                3 => float_tile::<KIND, 3>(cx, data, x, g, t),
-                2 => float_tile::<KIND, 2>(cx, data, x, g, t),
-                1 => float_tile::<KIND, 1>(cx, data, x, g, t),
-                _ => {}
+            if gs == 4 {
+                while t + 2 <= tokens {
+                    float_tile::<KIND, 4, 2>(cx, data, x, g, t);
+                    t += 2;
+                }
+                if t < tokens {
+                    float_tile::<KIND, 4, 1>(cx, data, x, g, t);
+                }
+            } else {
+                while t + TILE <= tokens {
+                    float_tile::<KIND, 1, TILE>(cx, data, x, g, t);
+                    t += TILE;
+                }
+                match tokens - t {
+                    3 => float_tile::<KIND, 1, 3>(cx, data, x, g, t),
+                    2 => float_tile::<KIND, 1, 2>(cx, data, x, g, t),
+                    1 => float_tile::<KIND, 1, 1>(cx, data, x, g, t),
+                    _ => {}
+                }
             }
         }
+        g += gs;
     }
 }
 
+/// Groups `g..g+G` × tokens `t0..t0+T`.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-unsafe fn float_tile<const KIND: u8, const T: usize>(
+unsafe fn float_tile<const KIND: u8, const G: usize, const T: usize>(
     cx: &Ctx,
     data: *const u8,
     x: &[f32],
@@ -253,26 +270,32 @@ unsafe fn float_tile<const KIND: u8, const T: usize>(
 ) {
     let cols = cx.cols;
     let esize = if KIND == 0 { 4 } else { 2 };
-    let mut acc = [_mm256_setzero_ps(); T];
-    // SAFETY: the group holds cols*8 elements; x holds tokens*cols values.
+    let mut acc = [[_mm256_setzero_ps(); T]; G];
+    // SAFETY: each group holds cols*8 elements; x holds tokens*cols values.
     unsafe {
-        let base = data.add(g * cols * GROUP * esize);
+        let base: [*const u8; G] =
+            std::array::from_fn(|j| data.add((g + j) * cols * GROUP * esize));
         let xp: [*const f32; T] = std::array::from_fn(|i| x.as_ptr().add((t0 + i) * cols));
         for c in 0..cols {
-            let at = base.add(c * GROUP * esize);
-            let wv = match KIND {
-                0 => _mm256_loadu_ps(at.cast()),
-                1 => _mm256_cvtph_ps(_mm_loadu_si128(at.cast())),
-                _ => _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(
-                    _mm_loadu_si128(at.cast()),
-                ))),
-            };
-            for i in 0..T {
-                acc[i] = _mm256_fmadd_ps(wv, _mm256_set1_ps(*xp[i].add(c)), acc[i]);
+            let xv: [__m256; T] = std::array::from_fn(|i| _mm256_set1_ps(*xp[i].add(c)));
+            for (j, accj) in acc.iter_mut().enumerate() {
+                let at = base[j].add(c * GROUP * esize);
+                let wv = match KIND {
+                    0 => _mm256_loadu_ps(at.cast()),
+                    1 => _mm256_cvtph_ps(_mm_loadu_si128(at.cast())),
+                    _ => _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(
+                        _mm_loadu_si128(at.cast()),
+                    ))),
+                };
+                for i in 0..T {
+                    accj[i] = _mm256_fmadd_ps(wv, xv[i], accj[i]);
+                }
             }
         }
-        for (i, v) in acc.iter().enumerate() {
-            cx.store(g, t0 + i, *v);
+        for (j, accj) in acc.iter().enumerate() {
+            for (i, v) in accj.iter().enumerate() {
+                cx.store(g + j, t0 + i, *v);
+            }
         }
     }
 }
