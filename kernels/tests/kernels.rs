@@ -312,6 +312,10 @@ fn bad_inputs_are_typed_errors() {
             ..
         })
     ));
+    assert!(matches!(
+        matmul(&w, &[0.0; 64], usize::MAX / 2, &mut out),
+        Err(KernelError::TooLarge { .. })
+    ));
     let mut row = vec![0f32; 64];
     assert!(matches!(
         w.dequantize_row(2, &mut row),

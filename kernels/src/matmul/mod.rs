@@ -118,8 +118,20 @@ fn run(
     out: &mut [f32],
     scratch: &mut MatmulScratch,
 ) -> Result<(), KernelError> {
-    check_len("matmul input", tokens * w.cols, x.len())?;
-    check_len("matmul output", tokens * w.rows, out.len())?;
+    let too_large = KernelError::TooLarge {
+        rows: tokens,
+        cols: w.cols.max(w.rows),
+    };
+    check_len(
+        "matmul input",
+        tokens.checked_mul(w.cols).ok_or(too_large.clone())?,
+        x.len(),
+    )?;
+    check_len(
+        "matmul output",
+        tokens.checked_mul(w.rows).ok_or(too_large)?,
+        out.len(),
+    )?;
     if tokens == 0 || w.rows == 0 {
         return Ok(());
     }
