@@ -7,6 +7,7 @@ from GGUF metadata can be checked against an independent implementation.
 
 Usage: python3 model-core/tests/data/gen_tokenizer_reference.py [path/to/model.gguf]
 """
+import ctypes
 import hashlib
 import pathlib
 import sys
@@ -68,6 +69,18 @@ TRICKY = [
 ]
 
 
+def token_piece(vocab, token_id: int) -> bytes:
+    """llama_token_to_piece with a buffer big enough for any token (Llama.detokenize uses 32
+    bytes and silently returns nothing for longer pieces)."""
+    size = 256
+    while True:
+        buf = ctypes.create_string_buffer(size)
+        n = llama_cpp.llama_token_to_piece(vocab, token_id, buf, size, 0, True)
+        if n >= 0:
+            return buf.raw[:n]
+        size = -n
+
+
 def main() -> None:
     model = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_MODEL
     llm = llama_cpp.Llama(model_path=str(model), vocab_only=True, verbose=False)
@@ -86,7 +99,7 @@ def main() -> None:
     # Raw bytes of a sample of tokens (every 97th id plus the control tokens), as llama.cpp's
     # token_to_piece renders them with special=True: checks the precomputed token bytes.
     sample = sorted(set(range(0, n_vocab, 97)) | set(range(0, 17)) | {n_vocab - 1})
-    pieces = [[i, llm.detokenize([i], special=True).hex()] for i in sample]
+    pieces = [[i, token_piece(vocab, i).hex()] for i in sample]
     header = {
         "generator": "model-core/tests/data/gen_tokenizer_reference.py",
         "llama_cpp_python_version": llama_cpp.__version__,
