@@ -78,7 +78,7 @@ impl PatternMatcher {
             .match_kind(MatchKind::LeftmostFirst)
             .nfa_size_limit(Some(limits.combined_regex_size_limit))
             .dfa_size_limit(Some(limits.combined_regex_size_limit))
-            .which_captures(thompson::WhichCaptures::None);
+            .which_captures(thompson::WhichCaptures::Implicit);
         let multi = meta::Builder::new().configure(config.clone()).build_many_from_hir(&hirs).map_err(build_err)?;
         let singles = hirs
             .iter()
