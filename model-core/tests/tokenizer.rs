@@ -418,3 +418,52 @@ proptest! {
         prop_assert_eq!(chunks.concat(), text);
     }
 }
+
+/// llama.cpp's own tokenizer test vectors (`models/ggml-vocab-*.gguf` with `.inp`/`.out` in
+/// the llama.cpp source tree) for the other supported `pre` values and the SentencePiece path.
+/// The vocabularies are megabytes and carry their models' licences, so they are not committed:
+/// run with `LLAMA_CPP_VOCAB_DIR=/path/to/llama.cpp/models cargo test -p enclave-model-core
+/// --test tokenizer -- --ignored`.
+#[test]
+#[ignore = "needs LLAMA_CPP_VOCAB_DIR pointing at llama.cpp's models/ directory"]
+fn llama_cpp_vocab_test_vectors_match() {
+    let dir = PathBuf::from(
+        std::env::var_os("LLAMA_CPP_VOCAB_DIR")
+            .expect("set LLAMA_CPP_VOCAB_DIR to llama.cpp's models/"),
+    );
+    let names = [
+        "llama-spm",
+        "phi-3",
+        "llama-bpe",
+        "qwen2",
+        "deepseek-llm",
+        "deepseek-coder",
+        "gpt-2",
+        "starcoder",
+        "refact",
+        "command-r",
+        "falcon",
+        "mpt",
+    ];
+    let mut failures = Vec::new();
+    for name in names {
+        let base = dir.join(format!("ggml-vocab-{name}.gguf"));
+        let mut file = File::open(&base).unwrap_or_else(|e| panic!("{}: {e}", base.display()));
+        let tok = Tokenizer::from_gguf(&Content::read(&mut file).unwrap())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let inputs = std::fs::read_to_string(base.with_extension("gguf.inp")).unwrap();
+        let outputs = std::fs::read_to_string(base.with_extension("gguf.out")).unwrap();
+        for (text, line) in inputs.split("\n__ggml_vocab_test__\n").zip(outputs.lines()) {
+            let want: Vec<u32> = line
+                .split_whitespace()
+                .map(|t| t.parse().unwrap())
+                .collect();
+            let got = tok.encode(text, false).unwrap();
+            if got != want {
+                failures.push(format!("{name} {text:?}: ours {got:?}, llama.cpp {want:?}"));
+            }
+            assert_eq!(tok.decode(&got).unwrap(), text, "{name} round trip");
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
