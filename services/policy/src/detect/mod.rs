@@ -19,3 +19,10 @@ pub enum DetectorError {
 pub trait Detector: Send + Sync {
     fn detect(&self, text: &str) -> Result<Vec<Detection>, DetectorError>;
 }
+
+mod features;
+mod judge;
+mod ngram;
+
+pub use judge::{parse_judge_answer, JudgeParseError, JudgeSpec, DEFAULT_JUDGE_PROMPT};
+pub use ngram::{parse_jsonl, Example, LabelReport, NgramClassifier, TrainConfig, TrainError, TrainReport};
