@@ -20,7 +20,7 @@ pub trait Detector: Send + Sync {
     fn detect(&self, text: &str) -> Result<Vec<Detection>, DetectorError>;
 }
 
-mod features;
+pub(crate) mod features;
 mod judge;
 mod ngram;
 
