@@ -113,6 +113,7 @@ impl ApiError {
             StatusCode::URI_TOO_LONG => ("uri_too_long", "request URI too long"),
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => ("headers_too_large", "request headers too large"),
             StatusCode::REQUEST_TIMEOUT => ("request_timeout", "the request took too long to arrive"),
+            StatusCode::SERVICE_UNAVAILABLE => ("unavailable", "the service cannot take requests now"),
             s if s.is_server_error() => ("internal_error", "internal error"),
             _ => ("invalid_request", "the request could not be processed"),
         };

@@ -5,7 +5,9 @@
 
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod error;
+pub mod inference;
 pub mod middleware;
 pub mod negotiate;
 pub mod routes;

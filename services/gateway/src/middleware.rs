@@ -13,35 +13,36 @@ use actix_web::{FromRequest, HttpMessage as _, HttpRequest};
 use tracing::Instrument as _;
 
 use crate::error::ApiError;
-use crate::negotiate::Format;
+use crate::negotiate::{Deliberate, Format};
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The id of one request: the caller's `X-Request-Id` when it is sane, a fresh UUID otherwise.
+/// The id of one request ([`enclave_domain::RequestId`]: the caller's `X-Request-Id` when it is
+/// sane, a fresh UUID v7 otherwise), as an extractor.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId(String);
+pub struct RequestId(enclave_domain::RequestId);
 
 impl RequestId {
     fn from_headers(headers: &HeaderMap) -> RequestId {
-        headers
+        let parsed = headers
             .get(X_REQUEST_ID)
             .and_then(|v| v.to_str().ok())
-            .filter(|v| {
-                !v.is_empty()
-                    && v.len() <= 128
-                    && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
-            })
-            .map_or_else(|| RequestId(uuid::Uuid::new_v4().to_string()), |v| RequestId(v.to_owned()))
+            .and_then(|v| enclave_domain::RequestId::parse(v).ok());
+        RequestId(parsed.unwrap_or_default())
     }
 
     pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    pub fn domain(&self) -> &enclave_domain::RequestId {
         &self.0
     }
 }
 
 impl fmt::Display for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.0.as_str())
     }
 }
 
@@ -71,6 +72,8 @@ pub async fn request_context(
         request_id = %request_id,
         method = %req.method(),
         path = %req.path(),
+        tenant_id = tracing::field::Empty,
+        actor = tracing::field::Empty,
     );
     let started = Instant::now();
     // Handlers and extractors turn their errors into responses, so an `Err` here is rare (a
@@ -94,7 +97,9 @@ pub async fn request_context(
 /// logs server faults with their source chain.
 fn render_errors(res: ServiceResponse<BoxBody>, format: Format, request_id: &RequestId) -> ServiceResponse<BoxBody> {
     let status = res.status();
-    if !(status.is_client_error() || status.is_server_error()) {
+    if !(status.is_client_error() || status.is_server_error())
+        || res.response().extensions().contains::<Deliberate>()
+    {
         return res;
     }
     let fallback;

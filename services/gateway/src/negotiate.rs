@@ -174,6 +174,11 @@ impl<T: DeserializeOwned + 'static> FromRequest for Negotiated<T> {
     }
 }
 
+/// Marks a response whose status and body a handler chose (e.g. `/readyz` answering 503 with
+/// its checks), so the error renderer leaves it alone.
+#[derive(Debug, Clone, Copy)]
+pub struct Deliberate;
+
 /// A DTO answered in the format the client accepts.
 pub struct Reply<T> {
     status: StatusCode,
@@ -216,7 +221,9 @@ impl<T: Serialize + ToSchema> Responder for Reply<T> {
                 for (name, value) in self.headers {
                     res.insert_header((name, value));
                 }
-                res.body(bytes)
+                let mut res = res.body(bytes);
+                res.extensions_mut().insert(Deliberate);
+                res
             }
             Err(e) => actix_web::ResponseError::error_response(&e),
         }

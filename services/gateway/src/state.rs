@@ -3,8 +3,21 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use enclave_model_core::engine::Engine;
+
 use crate::api::health::ReadinessCheck;
+use crate::auth::SharedAuthenticator;
 use crate::settings::Settings;
+
+/// The base model this server generates with.
+#[derive(Clone)]
+pub struct ServedModel {
+    /// The id callers name in `model` (settings' `model.served_name`, else the model's own).
+    pub id: String,
+    /// Unix seconds when it was loaded (`created` in `/v1/models`).
+    pub created: i64,
+    pub engine: Engine,
+}
 
 /// Cheap to clone (one `Arc`); registered once as `web::Data<AppState>`.
 #[derive(Clone)]
@@ -14,21 +27,72 @@ pub struct AppState {
 
 struct Inner {
     settings: Settings,
+    model: Option<ServedModel>,
+    authenticator: Option<SharedAuthenticator>,
     draining: AtomicBool,
 }
 
-impl AppState {
-    pub fn new(settings: Settings) -> AppState {
+/// Assembles an [`AppState`]; every service is optional so tests can start what they need.
+pub struct AppStateBuilder {
+    settings: Settings,
+    model: Option<ServedModel>,
+    authenticator: Option<SharedAuthenticator>,
+}
+
+impl AppStateBuilder {
+    /// Serves `engine`'s model under `model.served_name` or the model's own id.
+    pub fn engine(mut self, engine: Engine) -> Self {
+        let id = self
+            .settings
+            .model
+            .served_name
+            .clone()
+            .unwrap_or_else(|| engine.info().id.clone());
+        self.model = Some(ServedModel {
+            id,
+            created: chrono::Utc::now().timestamp(),
+            engine,
+        });
+        self
+    }
+
+    /// Checks bearer credentials; without one every authenticated route answers 503.
+    pub fn authenticator(mut self, authenticator: SharedAuthenticator) -> Self {
+        self.authenticator = Some(authenticator);
+        self
+    }
+
+    pub fn build(self) -> AppState {
         AppState {
             inner: Arc::new(Inner {
-                settings,
+                settings: self.settings,
+                model: self.model,
+                authenticator: self.authenticator,
                 draining: AtomicBool::new(false),
             }),
+        }
+    }
+}
+
+impl AppState {
+    pub fn builder(settings: Settings) -> AppStateBuilder {
+        AppStateBuilder {
+            settings,
+            model: None,
+            authenticator: None,
         }
     }
 
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
+    }
+
+    pub fn authenticator(&self) -> Option<&SharedAuthenticator> {
+        self.inner.authenticator.as_ref()
+    }
+
+    pub fn served_model(&self) -> Option<&ServedModel> {
+        self.inner.model.as_ref()
     }
 
     /// Marks the server as draining: readiness fails so load balancers stop sending traffic.
@@ -42,10 +106,16 @@ impl AppState {
 
     pub async fn readiness_checks(&self) -> Vec<ReadinessCheck> {
         let draining = self.is_draining();
-        vec![ReadinessCheck {
+        let mut checks = vec![ReadinessCheck {
             name: "server".to_owned(),
             ok: !draining,
             detail: draining.then(|| "shutting down".to_owned()),
-        }]
+        }];
+        checks.push(ReadinessCheck {
+            name: "model".to_owned(),
+            ok: self.inner.model.is_some(),
+            detail: self.inner.model.is_none().then(|| "no model loaded".to_owned()),
+        });
+        checks
     }
 }

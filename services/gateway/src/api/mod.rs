@@ -2,6 +2,8 @@
 
 pub mod error;
 pub mod health;
+pub mod openai;
+pub mod platform;
 
 use utoipa::openapi::header::Header;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -37,11 +39,15 @@ Every error has the body `{"error": {"code", "message", "field"?, "request_id"?}
     paths(
         crate::routes::health::healthz,
         crate::routes::health::readyz,
+        crate::routes::models::list_models,
+        crate::routes::chat::create_chat_completion,
+        crate::routes::completions::create_completion,
     ),
     components(schemas(ErrorResponse)),
     modifiers(&SecurityAndErrors),
     tags(
         (name = "operations", description = "Probes"),
+        (name = "inference", description = "OpenAI-compatible generation"),
     ),
 )]
 pub struct ApiDoc;

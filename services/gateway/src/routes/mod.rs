@@ -2,10 +2,16 @@
 
 use actix_web::web;
 
+pub mod chat;
+pub mod completions;
 pub mod docs;
 pub mod health;
+pub mod models;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     health::configure(cfg);
     docs::configure(cfg);
+    models::configure(cfg);
+    chat::configure(cfg);
+    completions::configure(cfg);
 }

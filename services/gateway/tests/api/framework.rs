@@ -15,6 +15,7 @@ async fn health_and_readiness_answer_without_auth_in_both_formats() {
     let body: Value = res.json().await.expect("json");
     assert_eq!(body["status"], "ok");
 
+    // Without a model the server is alive but not ready, and says why.
     let res = app
         .http
         .get(app.url("/readyz"))
@@ -22,10 +23,11 @@ async fn health_and_readiness_answer_without_auth_in_both_formats() {
         .send()
         .await
         .expect("request");
-    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(res.headers()["content-type"], "application/xml");
     let text = res.text().await.expect("body");
-    assert!(text.contains("<readiness_response><status>ready</status>") || text.contains("<status>ready</status>"), "{text}");
+    assert!(text.contains("<status>not_ready</status>"), "{text}");
+    assert!(text.contains("<detail>no model loaded</detail>"), "{text}");
     assert!(text.contains("<checks><item>"), "{text}");
 }
 
@@ -131,5 +133,31 @@ async fn openapi_and_docs_are_served_without_auth_or_external_urls() {
 fn assert_no_external_urls(what: &str, text: &str) {
     for needle in ["src=\"http", "href=\"http", "url: \"http", "\"https://", "\"http://", "'https://", "'http://"] {
         assert!(!text.contains(needle), "{what} references an external URL ({needle}):\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn credentials_are_checked_before_anything_else() {
+    let app = spawn_app().await;
+    // (authorization header, expected status, expected code)
+    let cases = [
+        (None, StatusCode::UNAUTHORIZED, "missing_credentials"),
+        (Some("Basic dXNlcjpwYXNz"), StatusCode::UNAUTHORIZED, "invalid_authorization_header"),
+        (Some("Bearer"), StatusCode::UNAUTHORIZED, "invalid_authorization_header"),
+        (Some("Bearer not-a-real-credential"), StatusCode::UNAUTHORIZED, "invalid_token"),
+        (Some(crate::support::AUDIT_ONLY_BEARER), StatusCode::FORBIDDEN, "insufficient_scope"),
+    ];
+    for (authorization, status, code) in cases {
+        let mut req = app.http.get(app.url("/v1/models"));
+        if let Some(value) = authorization {
+            req = req.header("Authorization", value);
+        }
+        let res = req.send().await.expect("request");
+        assert_eq!(res.status(), status, "{authorization:?}");
+        if status == StatusCode::UNAUTHORIZED {
+            assert_eq!(res.headers()["www-authenticate"], "Bearer");
+        }
+        let body: Value = res.json().await.expect("json");
+        assert_eq!(body["error"]["code"], code, "{authorization:?}: {body}");
     }
 }

@@ -1,4 +1,5 @@
 //! The gateway's one integration binary: a real server on port 0 per test.
 
 mod framework;
+mod inference;
 mod support;

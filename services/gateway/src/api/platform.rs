@@ -1,0 +1,154 @@
+//! Bodies of the platform routes: login, tenants, users, API keys, limits.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+// ------------------------------------------------------------------ auth
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    #[schema(example = "admin@example.com")]
+    pub email: String,
+    pub password: String,
+    /// The tenant (slug) to act in; omit for a platform admin or a user of exactly one tenant.
+    #[serde(default)]
+    pub tenant: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenResponse {
+    /// Short-lived signed access token; send as `Authorization: Bearer`.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until `access_token` expires.
+    pub expires_in: u64,
+    /// Single-use: exchange at `/v1/auth/refresh` for a new pair.
+    pub refresh_token: String,
+    pub refresh_expires_in: u64,
+}
+
+// ------------------------------------------------------------------ tenants and limits
+
+/// Per-tenant limits; an absent value means unlimited.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    #[serde(default)]
+    pub requests_per_minute: Option<u32>,
+    #[serde(default)]
+    pub tokens_per_minute: Option<u32>,
+    /// Total tokens (prompt + completion) the tenant may use.
+    #[serde(default)]
+    pub token_budget: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenantRequest {
+    /// Lowercase letters, digits and `-`; unique.
+    #[schema(example = "acme")]
+    pub slug: String,
+    pub name: String,
+    #[serde(default)]
+    pub limits: Option<Limits>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Tenant {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub limits: Limits,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TenantList {
+    pub data: Vec<Tenant>,
+}
+
+/// The caller's tenant's limits and what has been used of them.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LimitsStatus {
+    pub tenant_id: Uuid,
+    pub limits: Limits,
+    /// Tokens used against `token_budget` so far.
+    pub tokens_used: u64,
+}
+
+// ------------------------------------------------------------------ users
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    pub email: String,
+    /// At least 12 characters.
+    pub password: String,
+    /// `tenant_admin`, `developer` or `auditor`.
+    #[schema(example = "developer")]
+    pub role: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    /// The user's role in this tenant.
+    pub role: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UserList {
+    pub data: Vec<User>,
+}
+
+// ------------------------------------------------------------------ API keys
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKeyRequest {
+    pub name: String,
+    /// `inference`, `adapters:read`, `adapters:write`, `policies:read`, `policies:write`,
+    /// `audit:read`, `admin`; default `["inference"]`.
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// An API key as listed: never the secret, only its visible prefix.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApiKey {
+    pub id: Uuid,
+    pub name: String,
+    /// The first characters of the key, to recognise it.
+    pub prefix: String,
+    pub scopes: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A new key: `secret` is shown this once and never again.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreatedApiKey {
+    pub secret: String,
+    pub key: ApiKey,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyList {
+    pub data: Vec<ApiKey>,
+}

@@ -1,0 +1,97 @@
+//! The OpenAI-compatible inference path: request DTO → validated engine request → engine →
+//! whole response or SSE stream. Handlers in `routes/` only parse, call [`generate`] and answer.
+
+pub mod convert;
+pub mod respond;
+pub mod sse;
+
+use actix_web::{HttpRequest, HttpResponse, Responder as _};
+use enclave_model_core::engine::{Engine, GenerateRequest, RequestError, SubmitError};
+
+use crate::error::ApiError;
+use crate::middleware::RequestId;
+use crate::negotiate::{Format, Reply};
+use crate::state::AppState;
+use convert::ResponsePlan;
+use respond::ResponseMeta;
+use sse::ChunkShape;
+
+/// Seconds a client should wait before retrying when the engine queue is full.
+const OVERLOADED_RETRY_AFTER_SECS: u64 = 1;
+
+impl From<RequestError> for ApiError {
+    fn from(e: RequestError) -> Self {
+        ApiError::invalid(e.code(), e.to_string(), e.field().map(str::to_owned))
+    }
+}
+
+/// Engine overload is the server's capacity, not the caller's quota: 503 with `Retry-After`
+/// (429 is reserved for the caller's own rate limits and budgets).
+impl From<SubmitError> for ApiError {
+    fn from(e: SubmitError) -> Self {
+        let retry_after_secs = match e {
+            SubmitError::Overloaded { .. } => Some(OVERLOADED_RETRY_AFTER_SECS),
+            SubmitError::ShuttingDown => None,
+        };
+        ApiError::Unavailable {
+            code: e.code(),
+            message: e.to_string(),
+            retry_after_secs,
+        }
+    }
+}
+
+/// The model a request may name: the served base model under its id, or `base`.
+pub fn resolve_model<'a>(state: &'a AppState, requested: &str) -> Result<(&'a Engine, &'a str), ApiError> {
+    let served = state.served_model().ok_or_else(|| ApiError::Unavailable {
+        code: "model_not_loaded",
+        message: "no model is loaded on this server".to_owned(),
+        retry_after_secs: None,
+    })?;
+    if requested == served.id || requested == "base" {
+        Ok((&served.engine, &served.id))
+    } else {
+        Err(ApiError::Status {
+            status: actix_web::http::StatusCode::NOT_FOUND,
+            code: "model_not_found",
+            message: format!("model {requested:?} does not exist; see GET /v1/models"),
+        })
+    }
+}
+
+/// Runs one generation and answers it whole or as a stream.
+pub async fn generate(
+    state: &AppState,
+    req: &HttpRequest,
+    request_id: &RequestId,
+    generate: GenerateRequest,
+    plan: ResponsePlan,
+    shape: ChunkShape,
+) -> Result<HttpResponse, ApiError> {
+    let (engine, model_id) = resolve_model(state, &plan.model)?;
+    let prepared = engine.prepare(generate)?;
+    let events = engine.submit(prepared)?;
+    let prefix = match shape {
+        ChunkShape::Chat => "chatcmpl",
+        ChunkShape::Completion => "cmpl",
+    };
+    let meta = ResponseMeta::new(prefix, model_id);
+    let format = Format::from_accept(req.headers());
+    if plan.stream {
+        return Ok(sse::respond(
+            events,
+            engine.clone(),
+            meta,
+            plan,
+            shape,
+            format,
+            request_id.to_string(),
+        ));
+    }
+    let done = respond::collect(events).await?;
+    let tokenizer = engine.tokenizer();
+    Ok(match shape {
+        ChunkShape::Chat => Reply::ok(respond::chat_completion(&meta, &plan, tokenizer, done)).respond_to(req),
+        ChunkShape::Completion => Reply::ok(respond::completion(&meta, &plan, tokenizer, done)).respond_to(req),
+    })
+}
