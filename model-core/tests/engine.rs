@@ -138,7 +138,7 @@ fn stop_sequences_end_generation_and_are_never_emitted() {
     let chars: Vec<char> = full.chars().collect();
     assert!(chars.len() > 12, "continuation too short: {full:?}");
     let stop: String = chars[6..10].iter().collect();
-    let sampling = RawSamplingParams { stop: vec![stop.clone()], ..greedy() };
+    let sampling = RawSamplingParams { stop: Some(vec![stop.clone()]), ..greedy() };
     let (_, text, reason) = run(engine, prompt, sampling, 24);
     let cut = full.find(&stop).expect("stop occurs in the continuation");
     assert_eq!(text, full[..cut], "emitted text is everything before the stop");

@@ -6,7 +6,8 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::api::{FinishReason, GenerationEvent, ModelInfo, TokenLogprobs};
+use super::api::{FinishReason, GenerationEvent, TokenLogprobs};
+use super::request::ModelInfo;
 use super::handle::EngineConfig;
 use super::request::PreparedRequest;
 use super::sequence::{Progress, Sequence};
@@ -79,6 +80,8 @@ pub(crate) struct EngineCore {
     allocator: BlockAllocator,
     scheduler: Scheduler<Sequence>,
     scratch: Scratch,
+    /// Logits of the current step, copied out of the scratch so sampling can mutate them.
+    logits: Vec<f32>,
     pool: rayon::ThreadPool,
     context_length: usize,
 }
@@ -105,7 +108,7 @@ impl EngineCore {
             max_batch_tokens: cfg.max_batch_tokens.max(1),
             max_running: cfg.max_running.max(1),
         });
-        Ok(EngineCore { model, shared, kv, allocator, scheduler, scratch: Scratch::default(), pool, context_length })
+        Ok(EngineCore { model, shared, kv, allocator, scheduler, scratch: Scratch::default(), logits: Vec::new(), pool, context_length })
     }
 
     pub fn run(mut self, commands: Receiver<Command>) {
@@ -158,7 +161,7 @@ impl EngineCore {
                 let prompt_len = req.prompt_ids.len();
                 self.shared.prompt.fetch_add(prompt_len as u64, Ordering::Relaxed);
                 let seq = Sequence {
-                    history: TokenHistory::new(&req.prompt_ids),
+                    history: TokenHistory::new(&req.prompt_ids, &req.sampling),
                     tokens: req.prompt_ids,
                     prompt_len,
                     max_tokens: req.max_tokens as usize,
@@ -221,12 +224,27 @@ impl EngineCore {
             .collect();
         let wants: Vec<bool> = steps.iter().map(|s| s.logits).collect();
         let (model, kv, scratch) = (&self.model, &mut self.kv, &mut self.scratch);
-        let logits = self.pool.install(|| model.forward(&steps, kv, scratch)).to_vec();
+        let result = self.pool.install(|| model.forward(&steps, kv, scratch).map(|out| out.to_vec()));
         drop(steps);
+        match result {
+            Ok(out) => self.logits = out,
+            Err(e) => {
+                // A kernel error is a bug (shapes are fixed at load); fail the step's requests
+                // rather than the whole engine.
+                tracing::error!(error = %e, "forward pass failed");
+                let mut idx: Vec<usize> = plan.iter().map(|&(i, _)| i).collect();
+                idx.sort_unstable_by(|a, b| b.cmp(a));
+                for i in idx {
+                    self.scheduler.running.remove(i).fail(format!("internal error: {e}"));
+                }
+                return;
+            }
+        }
         self.shared.steps.fetch_add(1, Ordering::Relaxed);
 
         let vocab = self.model.config().vocab_size;
         let mut finished: Vec<(usize, FinishReason)> = Vec::new();
+        let mut failed: Vec<(usize, String)> = Vec::new();
         let mut row = 0;
         for (&(i, n), want) in plan.iter().zip(wants) {
             let seq = &mut self.scheduler.running[i];
@@ -234,11 +252,17 @@ impl EngineCore {
             if !want {
                 continue;
             }
-            let mut l = logits[row * vocab..(row + 1) * vocab].to_vec();
+            let l = &mut self.logits[row * vocab..(row + 1) * vocab];
             row += 1;
-            let sampled = seq.sampler.sample(&mut l, &seq.history);
-            let logprobs = seq.params.logprobs().map(|_| TokenLogprobs {
-                logprob: sampled.logprob,
+            let sampled = match seq.sampler.sample(l, &seq.history, None) {
+                Ok(s) => s,
+                Err(e) => {
+                    failed.push((i, e.to_string()));
+                    continue;
+                }
+            };
+            let logprobs = sampled.logprob.map(|logprob| TokenLogprobs {
+                logprob,
                 top: sampled
                     .top
                     .iter()
@@ -250,11 +274,16 @@ impl EngineCore {
                 finished.push((i, reason));
             }
         }
-        // Remove finished sequences from the back so indices stay valid.
-        finished.sort_by_key(|(i, _)| std::cmp::Reverse(*i));
-        for (i, reason) in finished {
+        // Remove ended sequences from the back so indices stay valid.
+        let mut ended: Vec<(usize, Result<FinishReason, String>)> =
+            finished.into_iter().map(|(i, r)| (i, Ok(r))).chain(failed.into_iter().map(|(i, m)| (i, Err(m)))).collect();
+        ended.sort_by_key(|(i, _)| std::cmp::Reverse(*i));
+        for (i, outcome) in ended {
             let seq = self.scheduler.running.remove(i);
-            seq.finish(reason);
+            match outcome {
+                Ok(reason) => seq.finish(reason),
+                Err(message) => seq.fail(message),
+            }
         }
     }
 

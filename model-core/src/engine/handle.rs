@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 
-use super::api::{GenerationStream, ModelInfo};
+use super::api::GenerationStream;
 use super::core::{Command, EngineCore, Shared};
-use super::request::{GenerateRequest, PreparedRequest, PromptInput, RequestError, SubmitError};
+use super::request::{GenerateRequest, ModelInfo, PreparedRequest, PromptInput, RequestError, SubmitError};
 use super::EngineMetrics;
 use crate::chat::ChatTemplate;
 use crate::error::LoadError;

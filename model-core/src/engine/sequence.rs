@@ -59,7 +59,7 @@ impl Sequence {
         let piece = self.decoder.push(id);
         let step = self.stop.push(&piece);
         // A closed receiver is noticed by the engine loop before the next step.
-        let _ = self.tx.send(GenerationEvent::Token { id, text: step.emit, logprobs });
+        let _ = self.tx.send(GenerationEvent::Token { id, text: step.text, logprobs });
         if let Some(stop) = step.stopped {
             return Progress::Finished(FinishReason::StopSequence(stop));
         }
@@ -77,12 +77,17 @@ impl Sequence {
             let tail = self.decoder.finish();
             let mut stop = self.stop;
             let step = stop.push(&tail);
-            text.push_str(&step.emit);
+            text.push_str(&step.text);
             if step.stopped.is_none() {
                 text.push_str(&stop.finish());
             }
         }
         let _ = self.tx.send(GenerationEvent::Finished { reason, usage, text });
+    }
+
+    /// Ends the sequence with an error event (its blocks return to the pool on drop).
+    pub fn fail(self, message: String) {
+        let _ = self.tx.send(GenerationEvent::Failed { message });
     }
 }
 

@@ -34,11 +34,18 @@ impl KvStore {
     }
 
     /// Stores one position's keys and values (`kv_dim` each) for `layer`.
-    pub fn write(&mut self, layer: usize, blocks: &[u32], pos: usize, k: &[f32], v: &[f32]) {
+    pub fn write(
+        &mut self,
+        layer: usize,
+        blocks: &[u32],
+        pos: usize,
+        k: &[f32],
+        v: &[f32],
+    ) -> Result<(), enclave_kernels::KernelError> {
         let at = self.offset(blocks, pos);
         let kv_dim = self.kv_dim;
-        enclave_kernels::f32_to_f16_row(k, &mut self.k[layer][at..at + kv_dim]);
-        enclave_kernels::f32_to_f16_row(v, &mut self.v[layer][at..at + kv_dim]);
+        enclave_kernels::f32_to_f16_row(k, &mut self.k[layer][at..at + kv_dim])?;
+        enclave_kernels::f32_to_f16_row(v, &mut self.v[layer][at..at + kv_dim])
     }
 
     /// Read access for attention over one layer.

@@ -30,6 +30,16 @@ struct OutPtr(*mut f32);
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
+impl OutPtr {
+    /// Going through a method makes closures capture the whole (Sync) wrapper, not the raw field.
+    /// # Safety
+    /// `offset` must lie within the output buffer.
+    unsafe fn at(self, offset: usize) -> *mut f32 {
+        // SAFETY: guaranteed by the caller.
+        unsafe { self.0.add(offset) }
+    }
+}
+
 const ROWS_PER_TASK: usize = 16;
 
 /// `q`: `(tokens, heads, head_dim)` after RoPE; `out`: `(tokens, heads, head_dim)`.
@@ -50,7 +60,7 @@ pub fn attention(shape: &AttnShape, q: &[f32], kv: LayerView<'_>, seqs: &[AttnSe
     let out_len = out.len();
     let group = shape.heads / shape.kv_heads;
     let scale = 1.0 / (shape.head_dim as f32).sqrt();
-    tasks.par_iter().for_each_init(Vec::new, |scores: &mut Vec<f32>, &(s, h, from, to)| {
+    tasks.par_iter().for_each_init(|| (Vec::new(), Vec::new()), |(scores, q16): &mut (Vec<f32>, Vec<f32>), &(s, h, from, to)| {
         let seq = &seqs[s];
         let kv_head = h / group;
         let d = shape.head_dim;
@@ -61,28 +71,37 @@ pub fn attention(shape: &AttnShape, q: &[f32], kv: LayerView<'_>, seqs: &[AttnSe
                 Some(w) => (pos + 1).saturating_sub(w),
                 None => 0,
             };
+            // Numerics follow llama.cpp's CPU path over an f16 cache: the query is rounded to
+            // f16 for the q·k products, the softmax sums in f64, and the probabilities are rounded
+            // to f16 before weighting the values. Matching it keeps greedy outputs identical to
+            // the reference at near-ties.
             let qv = &q[row * q_dim + h * d..row * q_dim + (h + 1) * d];
+            q16.clear();
+            q16.extend(qv.iter().map(|&x| half::f16::from_f32(x).to_f32()));
             scores.clear();
             let mut max = f32::NEG_INFINITY;
             for p in first..=pos {
-                let s = enclave_kernels::dot_f16_f32(kv.key(seq.blocks, p, kv_head, d), qv) * scale;
+                let s = enclave_kernels::dot_f16_f32(kv.key(seq.blocks, p, kv_head, d), q16) * scale;
                 max = max.max(s);
                 scores.push(s);
             }
-            let mut sum = 0.0f32;
+            let mut sum = 0.0f64;
             for s in scores.iter_mut() {
                 *s = (*s - max).exp();
-                sum += *s;
+                sum += f64::from(*s);
             }
-            let inv = 1.0 / sum;
+            let inv = (1.0 / sum) as f32;
+            for s in scores.iter_mut() {
+                *s = half::f16::from_f32(*s * inv).to_f32();
+            }
             let at = row * q_dim + h * d;
             debug_assert!(at + d <= out_len);
             // SAFETY: `at..at + d` is within `out` (row < tokens, h < heads) and no other task
             // writes this (row, head) pair; see OutPtr.
-            let o = unsafe { std::slice::from_raw_parts_mut(out_ptr.0.add(at), d) };
+            let o = unsafe { std::slice::from_raw_parts_mut(out_ptr.at(at), d) };
             o.fill(0.0);
             for (k, p) in (first..=pos).enumerate() {
-                enclave_kernels::axpy_f16_f32(scores[k] * inv, kv.value(seq.blocks, p, kv_head, d), o);
+                enclave_kernels::axpy_f16_f32(scores[k], kv.value(seq.blocks, p, kv_head, d), o);
             }
         }
     });

@@ -1,6 +1,6 @@
 //! A projection: quantized or float base weights plus an optional bias. LoRA deltas attach here.
 
-use enclave_kernels::QMatrix;
+use enclave_kernels::{KernelError, QMatrix};
 
 pub struct Linear {
     pub weight: QMatrix,
@@ -21,12 +21,13 @@ impl Linear {
     }
 
     /// `y (tokens, out) = x (tokens, in) · Wᵀ + b`.
-    pub fn forward(&self, x: &[f32], tokens: usize, y: &mut [f32]) {
-        enclave_kernels::matmul(&self.weight, x, tokens, y);
+    pub fn forward(&self, x: &[f32], tokens: usize, y: &mut [f32]) -> Result<(), KernelError> {
+        enclave_kernels::matmul(&self.weight, x, tokens, y)?;
         if let Some(b) = &self.bias {
             for row in y.chunks_exact_mut(b.len()) {
-                enclave_kernels::add_inplace(row, b);
+                enclave_kernels::add_inplace(row, b)?;
             }
         }
+        Ok(())
     }
 }

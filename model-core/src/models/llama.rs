@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use enclave_kernels::QMatrix;
+use enclave_kernels::{KernelError, QMatrix};
 
 use crate::config::ModelConfig;
 use crate::error::LoadError;
@@ -75,7 +75,8 @@ fn stacked(src: &dyn WeightSource, parts: &[(TensorName, usize)], cols: usize) -
         let m = src.matrix(name, *r, cols)?.into_qmatrix(name)?;
         let mut row = vec![0.0f32; cols];
         for i in 0..*r {
-            m.dequantize_row(i, &mut row);
+            m.dequantize_row(i, &mut row)
+                .map_err(|e| LoadError::Weights { tensor: name.to_string(), reason: e.to_string() })?;
             values.extend_from_slice(&row);
         }
     }
@@ -139,7 +140,12 @@ impl LlamaModel {
     }
 
     /// Runs one step; returns logits `(rows, vocab)` for the sequences with `logits == true`, in order.
-    pub fn forward<'s>(&self, seqs: &[StepSeq<'_>], kv: &mut KvStore, s: &'s mut Scratch) -> &'s [f32] {
+    pub fn forward<'s>(
+        &self,
+        seqs: &[StepSeq<'_>],
+        kv: &mut KvStore,
+        s: &'s mut Scratch,
+    ) -> Result<&'s [f32], KernelError> {
         let cfg = &self.cfg;
         let (h, ff) = (cfg.hidden_size, cfg.intermediate_size);
         let (qd, kvd) = (cfg.q_dim(), cfg.kv_dim());
@@ -160,7 +166,7 @@ impl LlamaModel {
         for seq in seqs {
             for (i, &t) in seq.tokens.iter().enumerate() {
                 let r = row + i;
-                self.embed.dequantize_row(t as usize, &mut s.x[r * h..(r + 1) * h]);
+                self.embed.dequantize_row(t as usize, &mut s.x[r * h..(r + 1) * h])?;
             }
             attn_seqs.push(AttnSeq { blocks: seq.blocks, start_pos: seq.start_pos, row, len: seq.tokens.len() });
             row += seq.tokens.len();
@@ -174,8 +180,8 @@ impl LlamaModel {
         let qkv_w = qd + 2 * kvd;
 
         for (l, layer) in self.layers.iter().enumerate() {
-            rms_norm_rows(&s.x, &layer.attn_norm, cfg.rms_eps, &mut s.xn, h);
-            layer.qkv.forward(&s.xn, tokens, &mut s.qkv);
+            rms_norm_rows(&s.x, &layer.attn_norm, cfg.rms_eps, &mut s.xn, h)?;
+            layer.qkv.forward(&s.xn, tokens, &mut s.qkv)?;
             // RoPE on q and k, copy q out, write k and v to the cache.
             for a in &attn_seqs {
                 for i in 0..a.len {
@@ -187,23 +193,23 @@ impl LlamaModel {
                     let (k, v) = kv_part.split_at_mut(kvd);
                     self.rope.apply(k, cfg.num_kv_heads, pos);
                     s.q[r * qd..(r + 1) * qd].copy_from_slice(q);
-                    kv.write(l, a.blocks, pos, k, v);
+                    kv.write(l, a.blocks, pos, k, v)?;
                 }
             }
             attention(&shape, &s.q, kv.layer(l), &attn_seqs, &mut s.attn);
-            layer.o.forward(&s.attn, tokens, &mut s.proj);
-            enclave_kernels::add_inplace(&mut s.x, &s.proj);
+            layer.o.forward(&s.attn, tokens, &mut s.proj)?;
+            enclave_kernels::add_inplace(&mut s.x, &s.proj)?;
 
-            rms_norm_rows(&s.x, &layer.ffn_norm, cfg.rms_eps, &mut s.xn, h);
-            layer.gate_up.forward(&s.xn, tokens, &mut s.gate_up);
+            rms_norm_rows(&s.x, &layer.ffn_norm, cfg.rms_eps, &mut s.xn, h)?;
+            layer.gate_up.forward(&s.xn, tokens, &mut s.gate_up)?;
             for r in 0..tokens {
                 let gu = &mut s.gate_up[r * 2 * ff..(r + 1) * 2 * ff];
                 let (gate, up) = gu.split_at_mut(ff);
-                enclave_kernels::silu_mul(gate, up);
+                enclave_kernels::silu_mul(gate, up)?;
                 s.hidden[r * ff..(r + 1) * ff].copy_from_slice(gate);
             }
-            layer.down.forward(&s.hidden, tokens, &mut s.proj);
-            enclave_kernels::add_inplace(&mut s.x, &s.proj);
+            layer.down.forward(&s.hidden, tokens, &mut s.proj)?;
+            enclave_kernels::add_inplace(&mut s.x, &s.proj)?;
         }
 
         // Final norm and logits only for the rows that need them.
@@ -215,20 +221,21 @@ impl LlamaModel {
             .collect();
         resize(&mut s.last, wanted.len() * h);
         for (i, &r) in wanted.iter().enumerate() {
-            enclave_kernels::rms_norm(&s.x[r * h..(r + 1) * h], &self.output_norm, cfg.rms_eps, &mut s.last[i * h..(i + 1) * h]);
+            enclave_kernels::rms_norm(&s.x[r * h..(r + 1) * h], &self.output_norm, cfg.rms_eps, &mut s.last[i * h..(i + 1) * h])?;
         }
         resize(&mut s.logits, wanted.len() * cfg.vocab_size);
         if !wanted.is_empty() {
-            enclave_kernels::matmul(&self.lm_head, &s.last, wanted.len(), &mut s.logits);
+            enclave_kernels::matmul(&self.lm_head, &s.last, wanted.len(), &mut s.logits)?;
         }
-        &s.logits
+        Ok(&s.logits)
     }
 }
 
-fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32], h: usize) {
+fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32], h: usize) -> Result<(), KernelError> {
     for (xr, or) in x.chunks_exact(h).zip(out.chunks_exact_mut(h)) {
-        enclave_kernels::rms_norm(xr, w, eps, or);
+        enclave_kernels::rms_norm(xr, w, eps, or)?;
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -249,7 +256,7 @@ mod tests {
         for &n in chunks {
             assert!(blocks.reserve(pos + n));
             let step = [StepSeq { tokens: &tokens[pos..pos + n], start_pos: pos, blocks: blocks.ids(), logits: true }];
-            last = model.forward(&step, &mut kv, &mut scratch).to_vec();
+            last = model.forward(&step, &mut kv, &mut scratch).expect("forward").to_vec();
             pos += n;
         }
         assert_eq!(pos, tokens.len());
@@ -289,7 +296,7 @@ mod tests {
             StepSeq { tokens: &a, start_pos: 0, blocks: ba.ids(), logits: true },
             StepSeq { tokens: &b, start_pos: 0, blocks: bb.ids(), logits: true },
         ];
-        let both = model.forward(&step, &mut kv, &mut scratch).to_vec();
+        let both = model.forward(&step, &mut kv, &mut scratch).expect("forward").to_vec();
         let v = cfg.vocab_size;
         for (x, y) in both[..v].iter().zip(&alone_a) {
             assert!((x - y).abs() < 1e-4);

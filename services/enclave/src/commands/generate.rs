@@ -65,7 +65,7 @@ impl SamplingArgs {
         raw.frequency_penalty = self.frequency_penalty;
         raw.presence_penalty = self.presence_penalty;
         raw.seed = self.seed;
-        raw.stop = self.stop.clone();
+        raw.stop = (!self.stop.is_empty()).then(|| self.stop.clone());
         raw
     }
 }

@@ -43,7 +43,7 @@ fn prompt_ids(engine: &Engine, n: usize, salt: usize) -> anyhow::Result<Vec<u32>
 fn greedy(ignore_eos: bool) -> RawSamplingParams {
     let mut raw = RawSamplingParams::default();
     raw.temperature = Some(0.0);
-    raw.ignore_eos = ignore_eos;
+    raw.ignore_eos = Some(ignore_eos);
     raw
 }
 
