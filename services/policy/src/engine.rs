@@ -90,6 +90,9 @@ impl Scanner {
         self.orig.push_str(chunk);
         self.a.push(chunk);
         if let Some(b) = &mut self.b {
+            b.text.reserve(chunk.len());
+        }
+        if let Some(b) = &mut self.b {
             b.advance(&self.a.text, &self.m.separators, finished);
         }
         let word_hold = self.scan_words(finished);

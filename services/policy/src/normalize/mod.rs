@@ -48,28 +48,43 @@ pub(crate) struct Normalizer {
 
 impl Normalizer {
     /// Appends the normalisation of `chunk`, which continues the original text.
+    ///
+    /// Fast path: maximal runs of ASCII and of characters that normalise to themselves are copied
+    /// at once (ASCII lowercased in place) and recorded as one linear offset segment.
     pub(crate) fn push(&mut self, chunk: &str) {
         let base = self.consumed;
         let bytes = chunk.as_bytes();
+        let table = bmp_table();
+        self.text.reserve(chunk.len());
+        let mut run = 0;
         let mut i = 0;
         while i < bytes.len() {
-            let run_start = i;
-            while i < bytes.len() && bytes[i] < 0x80 {
+            let b = bytes[i];
+            if b < 0x80 {
                 i += 1;
+                continue;
             }
-            if i > run_start {
-                self.push_ascii(&chunk[run_start..i], base + run_start);
+            let (cp, len) = decode(bytes, i);
+            if cp < 0x1_0000 && table.kind[cp as usize] == 0 {
+                i += len;
+                continue;
             }
-            let Some(c) = chunk[i..].chars().next() else { break };
-            let len = c.len_utf8();
-            self.push_char(c, base + i, len);
+            self.push_linear(&chunk[run..i], base + run);
+            if let Some(c) = char::from_u32(cp) {
+                self.push_char(c, base + i, len);
+            }
             i += len;
+            run = i;
         }
+        self.push_linear(&chunk[run..], base + run);
         self.consumed += chunk.len();
         self.map.skip_to(self.consumed);
     }
 
-    fn push_ascii(&mut self, run: &str, src: usize) {
+    fn push_linear(&mut self, run: &str, src: usize) {
+        if run.is_empty() {
+            return;
+        }
         let start = self.text.len();
         self.text.push_str(run);
         if let Some(tail) = self.text.get_mut(start..) {
@@ -130,6 +145,19 @@ fn bmp_table() -> &'static BmpTable {
         }
         BmpTable { kind, replacements }
     })
+}
+
+/// Decodes the (valid UTF-8) character starting at `i`, which is not ASCII.
+fn decode(b: &[u8], i: usize) -> (u32, usize) {
+    let at = |k: usize| u32::from(b.get(i + k).copied().unwrap_or(0) & 0x3F);
+    let b0 = u32::from(b[i]);
+    if b0 < 0xE0 {
+        (((b0 & 0x1F) << 6) | at(1), 2)
+    } else if b0 < 0xF0 {
+        (((b0 & 0x0F) << 12) | (at(1) << 6) | at(2), 3)
+    } else {
+        (((b0 & 0x07) << 18) | (at(1) << 12) | (at(2) << 6) | at(3), 4)
+    }
 }
 
 fn classify(c: char) -> Class<'static> {

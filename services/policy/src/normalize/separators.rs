@@ -16,6 +16,8 @@ use super::offsets::OffsetMap;
 #[derive(Clone, Debug)]
 pub(crate) struct SeparatorSet {
     ascii: [bool; 128],
+    /// Per byte: 1 = ASCII separator, 2 = lead byte of some non-ASCII separator.
+    scan: [u8; 256],
     other: Vec<char>,
     pub(crate) max_run: usize,
 }
@@ -32,7 +34,17 @@ impl SeparatorSet {
             }
         }
         other.sort_unstable();
-        SeparatorSet { ascii, other, max_run }
+        let mut scan = [0u8; 256];
+        for (b, &yes) in ascii.iter().enumerate() {
+            if yes {
+                scan[b] = 1;
+            }
+        }
+        for c in &other {
+            let mut buf = [0u8; 4];
+            scan[c.encode_utf8(&mut buf).as_bytes()[0] as usize] = 2;
+        }
+        SeparatorSet { ascii, scan, other, max_run }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -47,22 +59,17 @@ impl SeparatorSet {
     fn find(&self, a: &str, from: usize) -> Option<usize> {
         let bytes = a.as_bytes();
         let mut i = from;
-        let scan_other = !self.other.is_empty();
         while i < bytes.len() {
-            let b = bytes[i];
-            if b < 0x80 {
-                if self.ascii[b as usize] {
-                    return Some(i);
+            match self.scan[bytes[i] as usize] {
+                0 => i += 1,
+                1 => return Some(i),
+                _ => {
+                    let c = a[i..].chars().next()?;
+                    if self.contains(c) {
+                        return Some(i);
+                    }
+                    i += c.len_utf8();
                 }
-                i += 1;
-            } else if b >= 0xC0 && scan_other {
-                let c = a[i..].chars().next()?;
-                if self.contains(c) {
-                    return Some(i);
-                }
-                i += c.len_utf8();
-            } else {
-                i += 1;
             }
         }
         None
@@ -142,6 +149,12 @@ fn classify_run(a: &str, p: usize, set: &SeparatorSet, finished: bool) -> Run {
         return Run::Undecided;
     }
     if count > set.max_run {
+        return Run::Keep(q);
+    }
+    // Fast path for prose: a multi-letter ASCII word on either side is never eligible.
+    let bytes = a.as_bytes();
+    let ascii_word = |i: usize, j: usize| bytes.get(i).is_some_and(u8::is_ascii_alphanumeric) && bytes.get(j).is_some_and(u8::is_ascii_alphanumeric);
+    if (p >= 2 && ascii_word(p - 1, p - 2)) || ascii_word(q, q + 1) {
         return Run::Keep(q);
     }
     let mut before = a[..p].chars().rev();
