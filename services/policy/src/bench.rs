@@ -20,7 +20,12 @@ pub struct BenchFigure {
 
 impl BenchFigure {
     fn new(metric: impl Into<String>, value: f64, unit: &'static str) -> Self {
-        BenchFigure { bench: "policy", metric: metric.into(), value, unit }
+        BenchFigure {
+            bench: "policy",
+            metric: metric.into(),
+            value,
+            unit,
+        }
     }
 
     pub fn to_json_line(&self) -> String {
@@ -40,7 +45,13 @@ pub struct BenchConfig {
 
 impl Default for BenchConfig {
     fn default() -> Self {
-        BenchConfig { text_bytes: 1 << 20, word_counts: vec![10_000, 100_000], regexes: 50, runs: 3, stream_text_bytes: 64 * 1024 }
+        BenchConfig {
+            text_bytes: 1 << 20,
+            word_counts: vec![10_000, 100_000],
+            regexes: 50,
+            runs: 3,
+            stream_text_bytes: 64 * 1024,
+        }
     }
 }
 
@@ -56,7 +67,9 @@ pub fn run_with(config: &BenchConfig, figures: &mut dyn FnMut(BenchFigure)) {
     for &n in &config.word_counts {
         let toml = policy_toml(n, config.regexes);
         let limits = Limits::default();
-        let Ok(doc) = PolicyDocument::parse_toml_with_limits(&toml, &limits) else { continue };
+        let Ok(doc) = PolicyDocument::parse_toml_with_limits(&toml, &limits) else {
+            continue;
+        };
         let mut compile = Vec::new();
         let mut policy = None;
         for _ in 0..config.runs {
@@ -64,8 +77,14 @@ pub fn run_with(config: &BenchConfig, figures: &mut dyn FnMut(BenchFigure)) {
             policy = Policy::compile(&doc, &limits).ok();
             compile.push(t.elapsed());
         }
-        let Some(policy) = policy.map(Arc::new) else { continue };
-        figures(BenchFigure::new(format!("compile_{n}_words_{}_regex", config.regexes), ms(median(&mut compile)), "ms"));
+        let Some(policy) = policy.map(Arc::new) else {
+            continue;
+        };
+        figures(BenchFigure::new(
+            format!("compile_{n}_words_{}_regex", config.regexes),
+            ms(median(&mut compile)),
+            "ms",
+        ));
         let mut times = Vec::new();
         let mut matches = 0;
         for _ in 0..config.runs {
@@ -74,10 +93,22 @@ pub fn run_with(config: &BenchConfig, figures: &mut dyn FnMut(BenchFigure)) {
             times.push(t.elapsed());
             matches = d.matches.len();
         }
-        figures(BenchFigure::new(format!("throughput_{n}_words_{}_regex", config.regexes), mb / median(&mut times).as_secs_f64(), "MB/s"));
-        figures(BenchFigure::new(format!("matches_{n}_words"), matches as f64, "count"));
+        figures(BenchFigure::new(
+            format!("throughput_{n}_words_{}_regex", config.regexes),
+            mb / median(&mut times).as_secs_f64(),
+            "MB/s",
+        ));
+        figures(BenchFigure::new(
+            format!("matches_{n}_words"),
+            matches as f64,
+            "count",
+        ));
         let per_token = stream_per_token(&policy, &stream_text, config.runs);
-        figures(BenchFigure::new(format!("stream_overhead_per_token_{n}_words"), per_token, "us"));
+        figures(BenchFigure::new(
+            format!("stream_overhead_per_token_{n}_words"),
+            per_token,
+            "us",
+        ));
     }
     let mut norm = Vec::new();
     for _ in 0..config.runs {
@@ -85,7 +116,11 @@ pub fn run_with(config: &BenchConfig, figures: &mut dyn FnMut(BenchFigure)) {
         std::hint::black_box(crate::normalize::normalize(&text));
         norm.push(t.elapsed());
     }
-    figures(BenchFigure::new("normalize_throughput", mb / median(&mut norm).as_secs_f64(), "MB/s"));
+    figures(BenchFigure::new(
+        "normalize_throughput",
+        mb / median(&mut norm).as_secs_f64(),
+        "MB/s",
+    ));
 }
 
 /// Median over runs of the median time of one `push` with 1–8 byte tokens.
@@ -130,8 +165,10 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-const SYLLABLES: [&str; 24] =
-    ["ka", "lo", "mi", "zu", "re", "ta", "shi", "ven", "dor", "pa", "qui", "nex", "bo", "fa", "gri", "hul", "jo", "ly", "mor", "sa", "tro", "vu", "wen", "xi"];
+const SYLLABLES: [&str; 24] = [
+    "ka", "lo", "mi", "zu", "re", "ta", "shi", "ven", "dor", "pa", "qui", "nex", "bo", "fa", "gri",
+    "hul", "jo", "ly", "mor", "sa", "tro", "vu", "wen", "xi",
+];
 
 /// Deterministic pseudo-words: half Latin syllable compounds, half 2–4 character CJK words.
 fn words(n: usize) -> Vec<String> {
@@ -141,10 +178,14 @@ fn words(n: usize) -> Vec<String> {
     while out.len() < n {
         let w: String = if out.len() % 2 == 0 {
             let k = 2 + (rng.next() % 3) as usize;
-            (0..k).map(|_| SYLLABLES[(rng.next() % SYLLABLES.len() as u64) as usize]).collect()
+            (0..k)
+                .map(|_| SYLLABLES[(rng.next() % SYLLABLES.len() as u64) as usize])
+                .collect()
         } else {
             let k = 2 + (rng.next() % 3) as usize;
-            (0..k).filter_map(|_| char::from_u32(0x4E00 + (rng.next() % 3000) as u32)).collect()
+            (0..k)
+                .filter_map(|_| char::from_u32(0x4E00 + (rng.next() % 3000) as u32))
+                .collect()
         };
         if seen.insert(w.clone()) {
             out.push(w);
@@ -154,28 +195,89 @@ fn words(n: usize) -> Vec<String> {
 }
 
 fn policy_toml(n_words: usize, n_regex: usize) -> String {
-    let mut s = String::from("[[category]]\nname = \"bench-words\"\naction = \"mask\"\nwords = [\n");
+    let mut s =
+        String::from("[[category]]\nname = \"bench-words\"\naction = \"mask\"\nwords = [\n");
     for w in words(n_words) {
         s.push_str(&format!("\"{w}\",\n"));
     }
     s.push_str("]\n\n[[category]]\nname = \"bench-regex\"\naction = \"mask\"\nmask = \"label\"\n");
     for i in 0..n_regex.saturating_sub(4) {
         let p = SYLLABLES[i % SYLLABLES.len()];
-        s.push_str(&format!("[[category.regex]]\nname = \"r{i}\"\npattern = '\\b{p}{i}-\\d{{4,8}}\\b'\n"));
+        s.push_str(&format!(
+            "[[category.regex]]\nname = \"r{i}\"\npattern = '\\b{p}{i}-\\d{{4,8}}\\b'\n"
+        ));
     }
     s.push_str("\n[[category]]\nname = \"bench-pii\"\naction = \"mask\"\npii = [\"email\", \"phone_cn\", \"bank_card\", \"cn_resident_id\"]\n");
     s
 }
 
 const EN: [&str; 40] = [
-    "the", "model", "answer", "data", "system", "private", "deployment", "tenant", "request", "policy", "stream",
-    "token", "quality", "report", "customer", "service", "network", "server", "latency", "memory", "we", "should",
-    "check", "every", "value", "before", "release", "and", "then", "write", "a", "short", "summary", "of", "results",
-    "for", "review", "team", "today", "please",
+    "the",
+    "model",
+    "answer",
+    "data",
+    "system",
+    "private",
+    "deployment",
+    "tenant",
+    "request",
+    "policy",
+    "stream",
+    "token",
+    "quality",
+    "report",
+    "customer",
+    "service",
+    "network",
+    "server",
+    "latency",
+    "memory",
+    "we",
+    "should",
+    "check",
+    "every",
+    "value",
+    "before",
+    "release",
+    "and",
+    "then",
+    "write",
+    "a",
+    "short",
+    "summary",
+    "of",
+    "results",
+    "for",
+    "review",
+    "team",
+    "today",
+    "please",
 ];
 const ZH: [&str; 24] = [
-    "我们", "模型", "回答", "数据", "系统", "私有化", "部署", "租户", "请求", "策略", "输出", "质量", "报告", "客户",
-    "服务", "网络", "延迟", "内存", "检查", "发布", "总结", "结果", "团队", "今天",
+    "我们",
+    "模型",
+    "回答",
+    "数据",
+    "系统",
+    "私有化",
+    "部署",
+    "租户",
+    "请求",
+    "策略",
+    "输出",
+    "质量",
+    "报告",
+    "客户",
+    "服务",
+    "网络",
+    "延迟",
+    "内存",
+    "检查",
+    "发布",
+    "总结",
+    "结果",
+    "团队",
+    "今天",
 ];
 
 /// ~`bytes` of mixed Chinese/English prose with sentence capitals, punctuation, some PII and
@@ -207,7 +309,11 @@ pub fn mixed_text(bytes: usize, seed: u64) -> String {
                 for _ in 0..n {
                     s.push_str(ZH[(rng.next() % ZH.len() as u64) as usize]);
                 }
-                s.push_str(if rng.next() % 2 == 0 { "，" } else { "。" });
+                s.push_str(if rng.next().is_multiple_of(2) {
+                    "，"
+                } else {
+                    "。"
+                });
             }
             _ => match rng.next() % 3 {
                 0 => s.push_str("Contact li.lei@example.com or 13812345678. "),
@@ -225,13 +331,28 @@ mod tests {
 
     #[test]
     fn small_bench_reports_every_metric() {
-        let config = BenchConfig { text_bytes: 20_000, word_counts: vec![200], regexes: 10, runs: 1, stream_text_bytes: 2_000 };
+        let config = BenchConfig {
+            text_bytes: 20_000,
+            word_counts: vec![200],
+            regexes: 10,
+            runs: 1,
+            stream_text_bytes: 2_000,
+        };
         let mut got = Vec::new();
         run_with(&config, &mut |f| got.push(f));
         let names: Vec<&str> = got.iter().map(|f| f.metric.as_str()).collect();
-        assert!(names.contains(&"throughput_200_words_10_regex"), "{names:?}");
-        assert!(names.contains(&"stream_overhead_per_token_200_words"), "{names:?}");
-        let matches = got.iter().find(|f| f.metric == "matches_200_words").map_or(0.0, |f| f.value);
+        assert!(
+            names.contains(&"throughput_200_words_10_regex"),
+            "{names:?}"
+        );
+        assert!(
+            names.contains(&"stream_overhead_per_token_200_words"),
+            "{names:?}"
+        );
+        let matches = got
+            .iter()
+            .find(|f| f.metric == "matches_200_words")
+            .map_or(0.0, |f| f.value);
         assert!(matches > 0.0, "the bench text must exercise the matchers");
         assert!(got.iter().all(|f| f.value.is_finite() && f.value >= 0.0));
     }

@@ -60,7 +60,12 @@ pub enum ScopeSet {
 
 impl ScopeSet {
     pub fn contains(self, scope: Scope) -> bool {
-        matches!((self, scope), (ScopeSet::Both, _) | (ScopeSet::Input, Scope::Input) | (ScopeSet::Output, Scope::Output))
+        matches!(
+            (self, scope),
+            (ScopeSet::Both, _)
+                | (ScopeSet::Input, Scope::Input)
+                | (ScopeSet::Output, Scope::Output)
+        )
     }
 }
 
@@ -84,8 +89,16 @@ pub struct CategoryName(Arc<str>);
 impl CategoryName {
     pub fn parse(name: &str) -> Result<Self, PolicyError> {
         let ok = (1..=64).contains(&name.len())
-            && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-        if ok { Ok(CategoryName(name.into())) } else { Err(PolicyError::InvalidCategoryName { name: name.to_owned() }) }
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if ok {
+            Ok(CategoryName(name.into()))
+        } else {
+            Err(PolicyError::InvalidCategoryName {
+                name: name.to_owned(),
+            })
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -157,7 +170,10 @@ impl Default for NormalizationSpec {
     fn default() -> Self {
         // INVARIANT: the default set is made of valid separators (tested below).
         let separators = raw::normalize_separators(DEFAULT_SEPARATORS).unwrap_or_default();
-        NormalizationSpec { separators, max_run: 2 }
+        NormalizationSpec {
+            separators,
+            max_run: 2,
+        }
     }
 }
 
@@ -215,8 +231,10 @@ impl PolicyDocument {
 
     /// Reads a policy file; `word_files` are resolved relative to its directory.
     pub fn load(path: &Path, limits: &Limits) -> Result<Self, PolicyError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| PolicyError::PolicyFileRead { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::PolicyFileRead {
+            path: path.to_owned(),
+            source,
+        })?;
         let dir = path.parent().unwrap_or_else(|| Path::new("."));
         raw::parse(&text, Some(dir), limits)
     }
@@ -224,11 +242,17 @@ impl PolicyDocument {
     /// Merges a platform baseline with a tenant layer. Category names must be unique across the
     /// two (a tenant cannot weaken a baseline category); separator sets are united and the longer
     /// `max_separator_run` wins, so a tenant can only widen evasion handling.
-    pub fn layered(baseline: &PolicyDocument, tenant: &PolicyDocument) -> Result<Self, PolicyError> {
+    pub fn layered(
+        baseline: &PolicyDocument,
+        tenant: &PolicyDocument,
+    ) -> Result<Self, PolicyError> {
         let mut categories = baseline.categories.clone();
         for c in &tenant.categories {
             if categories.iter().any(|b| b.name == c.name) {
-                return Err(PolicyError::DuplicateCategory { category: c.name.to_string(), layer: Some("baseline") });
+                return Err(PolicyError::DuplicateCategory {
+                    category: c.name.to_string(),
+                    layer: Some("baseline"),
+                });
             }
             categories.push(c.clone());
         }
@@ -244,7 +268,10 @@ impl PolicyDocument {
             name: tenant.name.clone().or_else(|| baseline.name.clone()),
             normalization: NormalizationSpec {
                 separators,
-                max_run: baseline.normalization.max_run.max(tenant.normalization.max_run),
+                max_run: baseline
+                    .normalization
+                    .max_run
+                    .max(tenant.normalization.max_run),
             },
             categories,
             detectors,
@@ -266,13 +293,26 @@ impl PolicyDocument {
 }
 
 /// Checks one word and returns its normalised length in characters (for the limit check).
-pub(crate) fn check_word(category: &str, index: usize, word: &str, limits: &Limits) -> Result<(), PolicyError> {
+pub(crate) fn check_word(
+    category: &str,
+    index: usize,
+    word: &str,
+    limits: &Limits,
+) -> Result<(), PolicyError> {
     let chars = word.chars().count();
     if chars > limits.max_word_chars {
-        return Err(PolicyError::WordTooLong { category: category.to_owned(), index, chars, limit: limits.max_word_chars });
+        return Err(PolicyError::WordTooLong {
+            category: category.to_owned(),
+            index,
+            chars,
+            limit: limits.max_word_chars,
+        });
     }
     if normalize(word).trim().is_empty() {
-        return Err(PolicyError::EmptyWord { category: category.to_owned(), index });
+        return Err(PolicyError::EmptyWord {
+            category: category.to_owned(),
+            index,
+        });
     }
     Ok(())
 }

@@ -17,13 +17,13 @@
 
 use std::sync::Arc;
 
-use regex_automata::hybrid::dfa::Cache;
 use regex_automata::hybrid::LazyStateID;
+use regex_automata::hybrid::dfa::Cache;
 
 use crate::document::{Action, MaskStyle};
 use crate::matcher::{RuleId, ScopedMatcher};
-use crate::normalize::separators::SeparatorView;
 use crate::normalize::Normalizer;
+use crate::normalize::separators::SeparatorView;
 use crate::policy::{BlockReason, Match};
 
 #[derive(Clone, Debug)]
@@ -97,7 +97,11 @@ impl Scanner {
         }
         let word_hold = self.scan_words(finished);
         let pat_hold = self.scan_patterns(finished);
-        let hold = if finished { self.orig.len() } else { word_hold.min(pat_hold) };
+        let hold = if finished {
+            self.orig.len()
+        } else {
+            word_hold.min(pat_hold)
+        };
         self.resolve(hold, finished)
     }
 
@@ -111,17 +115,27 @@ impl Scanner {
     }
 
     fn a_to_orig(&self, p: usize, end: bool) -> usize {
-        if end { self.a.map.end_of(p) } else { self.a.map.start_of(p) }
+        if end {
+            self.a.map.end_of(p)
+        } else {
+            self.a.map.start_of(p)
+        }
     }
 
     fn scan_words(&mut self, finished: bool) -> usize {
-        let Some(words) = &self.m.words else { return usize::MAX };
+        let Some(words) = &self.m.words else {
+            return usize::MAX;
+        };
         let view: &str = match &self.b {
             Some(b) => &b.text,
             None => &self.a.text,
         };
         let vlen = view.len();
-        let mut hold = if finished { vlen } else { prefix_hold(view, words, self.prefix_from.max(self.word_resume)) };
+        let mut hold = if finished {
+            vlen
+        } else {
+            prefix_hold(view, words, self.prefix_from.max(self.word_resume))
+        };
         self.prefix_from = hold;
         let mut pos = self.word_resume;
         let mut found = Vec::new();
@@ -137,14 +151,22 @@ impl Scanner {
         for (s, e, category, word) in found {
             let start = self.a_to_orig(self.word_to_a(s, false), false);
             let end = self.a_to_orig(self.word_to_a(e, true), true);
-            self.cands.push(Cand { start, end, category, source: 0, rule: RuleId::Word(word) });
+            self.cands.push(Cand {
+                start,
+                end,
+                category,
+                source: 0,
+                rule: RuleId::Word(word),
+            });
         }
         self.a_to_orig(self.word_to_a(hold, false), false)
     }
 
     fn scan_patterns(&mut self, finished: bool) -> usize {
         let m = Arc::clone(&self.m);
-        let Some(pats) = m.patterns.as_ref() else { return usize::MAX };
+        let Some(pats) = m.patterns.as_ref() else {
+            return usize::MAX;
+        };
         let alen = self.a.text.len();
         let mut hold = if finished { alen } else { self.live_hold() };
         let mut pos = self.pat_resume;
@@ -156,7 +178,13 @@ impl Scanner {
             let rule = &pats.rules[hit.rule];
             let start = self.a_to_orig(hit.start, false);
             let end = self.a_to_orig(hit.end, true);
-            self.cands.push(Cand { start, end, category: rule.category, source: 1, rule: rule.rule.clone() });
+            self.cands.push(Cand {
+                start,
+                end,
+                category: rule.category,
+                source: 1,
+                rule: rule.rule.clone(),
+            });
             pos = hit.end;
         }
         self.pat_resume = pos.max(hold);
@@ -165,7 +193,9 @@ impl Scanner {
 
     /// Earliest view-A start (≥ the resume point) from which some pattern is still alive.
     fn live_hold(&mut self) -> usize {
-        let Some(pats) = self.m.patterns.as_ref() else { return usize::MAX };
+        let Some(pats) = self.m.patterns.as_ref() else {
+            return usize::MAX;
+        };
         let hay = self.a.text.as_bytes();
         let cache = self.cache.get_or_insert_with(|| pats.new_cache());
         let mut at = self.live_from.max(self.pat_resume);
@@ -180,7 +210,9 @@ impl Scanner {
                 Some((sid, pos, c)) if c == clears && self.live_from == at => Some((sid, pos)),
                 _ => pats.live_start(cache, hay, at).map(|sid| (sid, at)),
             };
-            let Some((mut sid, mut pos)) = resumed else { break };
+            let Some((mut sid, mut pos)) = resumed else {
+                break;
+            };
             let mut dead = false;
             let mut unknown = false;
             while pos < hay.len() {
@@ -226,8 +258,18 @@ impl Scanner {
         });
         let cats = &self.m.categories;
         ready.sort_by(|x, y| {
-            let key = |c: &Cand| (c.start, std::cmp::Reverse(c.end), cats[c.category as usize].action.rank(), c.source, c.category);
-            key(x).cmp(&key(y)).then_with(|| x.rule.to_string().cmp(&y.rule.to_string()))
+            let key = |c: &Cand| {
+                (
+                    c.start,
+                    std::cmp::Reverse(c.end),
+                    cats[c.category as usize].action.rank(),
+                    c.source,
+                    c.category,
+                )
+            };
+            key(x)
+                .cmp(&key(y))
+                .then_with(|| x.rule.to_string().cmp(&y.rule.to_string()))
         });
         let mut step = Step::default();
         let mut cursor = self.emitted;
@@ -247,7 +289,11 @@ impl Scanner {
             match info.action {
                 Action::Block if self.stop_on_block => {
                     step.emit.push_str(&self.orig[cursor..c.start]);
-                    step.blocked = Some(BlockReason { category: info.name.clone(), rule: m.rule.clone(), span: m.span.clone() });
+                    step.blocked = Some(BlockReason {
+                        category: info.name.clone(),
+                        rule: m.rule.clone(),
+                        span: m.span.clone(),
+                    });
                     step.matches.push(m);
                     self.emitted = c.start;
                     self.blocked = true;
@@ -255,14 +301,23 @@ impl Scanner {
                 }
                 Action::Mask => {
                     step.emit.push_str(&self.orig[cursor..c.start]);
-                    mask_into(&mut step.emit, &info.mask, info.name.as_str(), &self.orig[c.start..c.end]);
+                    mask_into(
+                        &mut step.emit,
+                        &info.mask,
+                        info.name.as_str(),
+                        &self.orig[c.start..c.end],
+                    );
                     cursor = c.end;
                 }
                 Action::Block | Action::Flag => {}
             }
             step.matches.push(m);
         }
-        let commit = if finished { self.orig.len() } else { hold.max(self.last_end).min(self.orig.len()) };
+        let commit = if finished {
+            self.orig.len()
+        } else {
+            hold.max(self.last_end).min(self.orig.len())
+        };
         if commit > cursor {
             step.emit.push_str(&self.orig[cursor..commit]);
         }

@@ -17,51 +17,100 @@ pub enum PolicyError {
     UnknownAction { category: String, value: String },
     #[error("category {category:?}: unknown scope {value:?} (expected input, output or both)")]
     UnknownScope { category: String, value: String },
-    #[error("category {category:?}: unknown mask style {value:?} (expected fixed, per_char or label)")]
+    #[error(
+        "category {category:?}: unknown mask style {value:?} (expected fixed, per_char or label)"
+    )]
     UnknownMaskStyle { category: String, value: String },
     #[error("category {category:?}: mask_text must be 1-64 characters")]
     InvalidMaskText { category: String },
     #[error("category {category:?}: unknown PII detector {value:?} (expected one of {expected})")]
-    UnknownPii { category: String, value: String, expected: &'static str },
-    #[error("category {category:?} is empty: it has no words, regex rules, PII detectors or model detector")]
+    UnknownPii {
+        category: String,
+        value: String,
+        expected: &'static str,
+    },
+    #[error(
+        "category {category:?} is empty: it has no words, regex rules, PII detectors or model detector"
+    )]
     EmptyCategory { category: String },
     #[error("category {category:?} is defined twice{}", layer_note(layer))]
-    DuplicateCategory { category: String, layer: Option<&'static str> },
+    DuplicateCategory {
+        category: String,
+        layer: Option<&'static str>,
+    },
     #[error("too many categories: {count} (limit {limit})")]
     TooManyCategories { count: usize, limit: usize },
     #[error("category {category:?}: word #{index} is empty after normalisation")]
     EmptyWord { category: String, index: usize },
     #[error("category {category:?}: word #{index} has {chars} characters (limit {limit})")]
-    WordTooLong { category: String, index: usize, chars: usize, limit: usize },
+    WordTooLong {
+        category: String,
+        index: usize,
+        chars: usize,
+        limit: usize,
+    },
     #[error("word lists hold {count} words (limit {limit} per policy)")]
     TooManyWords { count: usize, limit: usize },
     #[error("word lists hold {bytes} bytes (limit {limit} per policy)")]
     WordListTooLarge { bytes: u64, limit: usize },
-    #[error("category {category:?}: word file {path:?} cannot be used without a policy file path (use PolicyDocument::load)")]
+    #[error(
+        "category {category:?}: word file {path:?} cannot be used without a policy file path (use PolicyDocument::load)"
+    )]
     WordFileUnresolved { category: String, path: String },
-    #[error("category {category:?}: word file {path:?} must be a relative path inside the policy directory")]
+    #[error(
+        "category {category:?}: word file {path:?} must be a relative path inside the policy directory"
+    )]
     WordFilePath { category: String, path: String },
     #[error("category {category:?}: cannot read word file {path:?}")]
-    WordFileRead { category: String, path: PathBuf, #[source] source: std::io::Error },
+    WordFileRead {
+        category: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot read policy file {path:?}")]
-    PolicyFileRead { path: PathBuf, #[source] source: std::io::Error },
+    PolicyFileRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("category {category:?}: regex rule name {rule:?} is invalid or repeated")]
     InvalidRuleName { category: String, rule: String },
     #[error("category {category:?}, rule {rule:?}: invalid regex: {message}")]
-    InvalidRegex { category: String, rule: String, message: String },
+    InvalidRegex {
+        category: String,
+        rule: String,
+        message: String,
+    },
     #[error("category {category:?}, rule {rule:?}: unsupported construct: {message}")]
-    UnsupportedRegex { category: String, rule: String, message: String },
+    UnsupportedRegex {
+        category: String,
+        rule: String,
+        message: String,
+    },
     #[error("category {category:?}, rule {rule:?}: catastrophic pattern: {reason}")]
-    CatastrophicPattern { category: String, rule: String, reason: &'static str },
+    CatastrophicPattern {
+        category: String,
+        rule: String,
+        reason: &'static str,
+    },
     #[error("category {category:?}, rule {rule:?}: pattern can match the empty string")]
     EmptyMatchPattern { category: String, rule: String },
-    #[error("category {category:?}, rule {rule:?}: compiled pattern exceeds the size limit of {limit} bytes")]
-    PatternTooLarge { category: String, rule: String, limit: usize },
+    #[error(
+        "category {category:?}, rule {rule:?}: compiled pattern exceeds the size limit of {limit} bytes"
+    )]
+    PatternTooLarge {
+        category: String,
+        rule: String,
+        limit: usize,
+    },
     #[error("too many regex rules: {count} (limit {limit} per policy)")]
     TooManyRules { count: usize, limit: usize },
     #[error("combined patterns exceed the size limit of {limit} bytes")]
     PatternsTooLarge { limit: usize },
-    #[error("normalization: separator {value:?} is invalid: separators must be single non-alphanumeric, visible characters")]
+    #[error(
+        "normalization: separator {value:?} is invalid: separators must be single non-alphanumeric, visible characters"
+    )]
     InvalidSeparator { value: String },
     #[error("normalization: max_separator_run {value} is out of range 1..={limit}")]
     InvalidSeparatorRun { value: u32, limit: u32 },
@@ -76,7 +125,9 @@ pub enum PolicyError {
 }
 
 fn layer_note(layer: &Option<&'static str>) -> String {
-    layer.map(|l| format!(" (also defined in the {l} layer)")).unwrap_or_default()
+    layer
+        .map(|l| format!(" (also defined in the {l} layer)"))
+        .unwrap_or_default()
 }
 
 impl PolicyError {

@@ -37,12 +37,12 @@ mod stream;
 
 pub use detect::{Detection, Detector, DetectorError};
 pub use document::{
-    Action, CategoryName, CategorySpec, DetectorKind, DetectorSpec, MaskStyle, NormalizationSpec, PolicyDocument, Scope,
-    ScopeSet, DEFAULT_SEPARATORS,
+    Action, CategoryName, CategorySpec, DEFAULT_SEPARATORS, DetectorKind, DetectorSpec, MaskStyle,
+    NormalizationSpec, PolicyDocument, Scope, ScopeSet,
 };
 pub use error::PolicyError;
 pub use limits::Limits;
 pub use matcher::RuleId;
-pub use pii::{valid_card, valid_cn_id, PiiKind};
+pub use pii::{PiiKind, valid_card, valid_cn_id};
 pub use policy::{BlockReason, Decision, Match, Policy};
 pub use stream::{FilterStep, StreamFilter};

@@ -20,9 +20,17 @@ pub(crate) struct UserPattern {
 }
 
 impl UserPattern {
-    pub(crate) fn parse(category: &str, name: &str, pattern: &str, limits: &Limits) -> Result<Self, PolicyError> {
+    pub(crate) fn parse(
+        category: &str,
+        name: &str,
+        pattern: &str,
+        limits: &Limits,
+    ) -> Result<Self, PolicyError> {
         let hir = compile_hir(pattern, limits).map_err(|p| p.into_error(category, name, limits))?;
-        Ok(UserPattern { name: name.into(), hir })
+        Ok(UserPattern {
+            name: name.into(),
+            hir,
+        })
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -47,11 +55,27 @@ impl Problem {
     pub(crate) fn into_error(self, category: &str, rule: &str, limits: &Limits) -> PolicyError {
         let (category, rule) = (category.to_owned(), rule.to_owned());
         match self {
-            Problem::Syntax(message) => PolicyError::InvalidRegex { category, rule, message },
-            Problem::Unsupported(message) => PolicyError::UnsupportedRegex { category, rule, message },
-            Problem::Catastrophic(reason) => PolicyError::CatastrophicPattern { category, rule, reason },
+            Problem::Syntax(message) => PolicyError::InvalidRegex {
+                category,
+                rule,
+                message,
+            },
+            Problem::Unsupported(message) => PolicyError::UnsupportedRegex {
+                category,
+                rule,
+                message,
+            },
+            Problem::Catastrophic(reason) => PolicyError::CatastrophicPattern {
+                category,
+                rule,
+                reason,
+            },
             Problem::Empty => PolicyError::EmptyMatchPattern { category, rule },
-            Problem::TooLarge => PolicyError::PatternTooLarge { category, rule, limit: limits.regex_size_limit },
+            Problem::TooLarge => PolicyError::PatternTooLarge {
+                category,
+                rule,
+                limit: limits.regex_size_limit,
+            },
         }
     }
 }
@@ -59,14 +83,20 @@ impl Problem {
 /// Parses, checks and rewrites one pattern.
 pub(crate) fn compile_hir(pattern: &str, limits: &Limits) -> Result<Hir, Problem> {
     use regex_syntax::ast::ErrorKind as A;
-    let ast = regex_syntax::ast::parse::ParserBuilder::new().nest_limit(64).build().parse(pattern).map_err(|e| {
-        match e.kind() {
-            A::UnsupportedBackreference | A::UnsupportedLookAround => Problem::Unsupported(e.to_string()),
+    let ast = regex_syntax::ast::parse::ParserBuilder::new()
+        .nest_limit(64)
+        .build()
+        .parse(pattern)
+        .map_err(|e| match e.kind() {
+            A::UnsupportedBackreference | A::UnsupportedLookAround => {
+                Problem::Unsupported(e.to_string())
+            }
             A::NestLimitExceeded(_) => Problem::Catastrophic("nesting is too deep"),
-            A::RepetitionCountDecimalEmpty | A::RepetitionCountInvalid | A::DecimalInvalid => Problem::Syntax(e.to_string()),
+            A::RepetitionCountDecimalEmpty | A::RepetitionCountInvalid | A::DecimalInvalid => {
+                Problem::Syntax(e.to_string())
+            }
             _ => Problem::Syntax(e.to_string()),
-        }
-    })?;
+        })?;
     let hir = regex_syntax::hir::translate::TranslatorBuilder::new()
         .unicode(true)
         .utf8(true)
@@ -75,7 +105,9 @@ pub(crate) fn compile_hir(pattern: &str, limits: &Limits) -> Result<Hir, Problem
         .translate(pattern, &ast)
         .map_err(|e| Problem::Syntax(e.to_string()))?;
     if nested_unbounded(&hir, false) {
-        return Err(Problem::Catastrophic("nested unbounded repetition (e.g. (a+)+)"));
+        return Err(Problem::Catastrophic(
+            "nested unbounded repetition (e.g. (a+)+)",
+        ));
     }
     let hir = ascii_words(hir);
     if hir.properties().minimum_len() == Some(0) || hir.properties().minimum_len().is_none() {
@@ -87,8 +119,13 @@ pub(crate) fn compile_hir(pattern: &str, limits: &Limits) -> Result<Hir, Problem
 
 fn check_size(hir: &Hir, limits: &Limits) -> Result<(), Problem> {
     use regex_automata::nfa::thompson;
-    let config = thompson::Config::new().nfa_size_limit(Some(limits.regex_size_limit)).shrink(false);
-    match thompson::Compiler::new().configure(config).build_from_hir(hir) {
+    let config = thompson::Config::new()
+        .nfa_size_limit(Some(limits.regex_size_limit))
+        .shrink(false);
+    match thompson::Compiler::new()
+        .configure(config)
+        .build_from_hir(hir)
+    {
         Ok(_) => Ok(()),
         Err(e) if e.size_limit().is_some() => Err(Problem::TooLarge),
         Err(e) => Err(Problem::Unsupported(e.to_string())),
@@ -105,7 +142,9 @@ fn nested_unbounded(hir: &Hir, inside_unbounded: bool) -> bool {
             nested_unbounded(&r.sub, inside_unbounded || unbounded)
         }
         HirKind::Capture(c) => nested_unbounded(&c.sub, inside_unbounded),
-        HirKind::Concat(xs) | HirKind::Alternation(xs) => xs.iter().any(|x| nested_unbounded(x, inside_unbounded)),
+        HirKind::Concat(xs) | HirKind::Alternation(xs) => {
+            xs.iter().any(|x| nested_unbounded(x, inside_unbounded))
+        }
         _ => false,
     }
 }
@@ -126,7 +165,10 @@ fn ascii_look(l: Look) -> Look {
 fn ascii_words(hir: Hir) -> Hir {
     match hir.into_kind() {
         HirKind::Look(l) => Hir::look(ascii_look(l)),
-        HirKind::Repetition(r) => Hir::repetition(Repetition { sub: Box::new(ascii_words(*r.sub)), ..r }),
+        HirKind::Repetition(r) => Hir::repetition(Repetition {
+            sub: Box::new(ascii_words(*r.sub)),
+            ..r
+        }),
         HirKind::Capture(Capture { sub, .. }) => ascii_words(*sub),
         HirKind::Concat(xs) => Hir::concat(xs.into_iter().map(ascii_words).collect()),
         HirKind::Alternation(xs) => Hir::alternation(xs.into_iter().map(ascii_words).collect()),

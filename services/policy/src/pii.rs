@@ -21,7 +21,8 @@ pub enum PiiKind {
 }
 
 impl PiiKind {
-    pub(crate) const NAMES: &'static str = "cn_resident_id, bank_card, phone_cn, phone_intl, email, ipv4, ipv6";
+    pub(crate) const NAMES: &'static str =
+        "cn_resident_id, bank_card, phone_cn, phone_intl, email, ipv4, ipv6";
     pub const ALL: [PiiKind; 7] = [
         PiiKind::CnResidentId,
         PiiKind::BankCard,
@@ -51,7 +52,9 @@ impl PiiKind {
     /// Candidate pattern (compiled like user rules: case-insensitive, ASCII `\b`).
     pub(crate) fn pattern(self) -> &'static str {
         match self {
-            PiiKind::CnResidentId => r"\b[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dx]\b",
+            PiiKind::CnResidentId => {
+                r"\b[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dx]\b"
+            }
             PiiKind::BankCard => r"\b\d(?:[ \-]?\d){12,18}\b",
             PiiKind::PhoneCn => r"(?:\+86[ \-]?|\b)1[3-9]\d[ \-]?\d{4}[ \-]?\d{4}\b",
             PiiKind::PhoneIntl => r"\+[1-9]\d{0,2}(?:[ \-]?\d){7,14}\b",
@@ -78,7 +81,10 @@ impl PiiKind {
 }
 
 fn digits(s: &str) -> Vec<u8> {
-    s.bytes().filter(u8::is_ascii_digit).map(|b| b - b'0').collect()
+    s.bytes()
+        .filter(u8::is_ascii_digit)
+        .map(|b| b - b'0')
+        .collect()
 }
 
 /// GB 11643-1999: weights 2^(17-i) mod 11, check character from "10X98765432".
@@ -89,7 +95,11 @@ pub fn valid_cn_id(s: &str) -> bool {
     }
     const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
     const CHECK: &[u8; 11] = b"10X98765432";
-    let sum: u32 = b[..17].iter().zip(WEIGHTS).map(|(d, w)| u32::from(d - b'0') * w).sum();
+    let sum: u32 = b[..17]
+        .iter()
+        .zip(WEIGHTS)
+        .map(|(d, w)| u32::from(d - b'0') * w)
+        .sum();
     let expected = CHECK[(sum % 11) as usize];
     if b[17].to_ascii_uppercase() != expected {
         return false;
@@ -99,7 +109,7 @@ pub fn valid_cn_id(s: &str) -> bool {
 }
 
 fn valid_date(year: u32, month: u32, day: u32) -> bool {
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let leap = (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400);
     let days = match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
@@ -122,14 +132,20 @@ pub fn valid_card(s: &str) -> bool {
         .enumerate()
         .map(|(i, &x)| {
             let x = u32::from(x);
-            if i % 2 == 1 { if x * 2 > 9 { x * 2 - 9 } else { x * 2 } } else { x }
+            if i % 2 == 1 {
+                if x * 2 > 9 { x * 2 - 9 } else { x * 2 }
+            } else {
+                x
+            }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 fn valid_email(s: &str) -> bool {
-    let Some((local, domain)) = s.split_once('@') else { return false };
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
     let tld = domain.rsplit('.').next().unwrap_or("");
     !local.is_empty()
         && !local.starts_with('.')

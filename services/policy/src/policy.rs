@@ -52,7 +52,10 @@ pub struct Policy {
 
 impl std::fmt::Debug for Policy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Policy").field("categories", &self.categories.len()).field("words", &self.word_count).finish()
+        f.debug_struct("Policy")
+            .field("categories", &self.categories.len())
+            .field("words", &self.word_count)
+            .finish()
     }
 }
 
@@ -62,18 +65,50 @@ impl Policy {
         let categories: Arc<[CategoryInfo]> = doc
             .categories
             .iter()
-            .map(|c| CategoryInfo { name: c.name.clone(), action: c.action, mask: c.mask.clone() })
+            .map(|c| CategoryInfo {
+                name: c.name.clone(),
+                action: c.action,
+                mask: c.mask.clone(),
+            })
             .collect();
-        let seps = SeparatorSet::new(doc.normalization.separators.iter().copied(), doc.normalization.max_run as usize);
-        let input = Arc::new(ScopedMatcher::build(doc, categories.clone(), seps.clone(), Scope::Input, limits)?);
-        let same_scopes = doc.categories.iter().all(|c| c.scope.contains(Scope::Input) == c.scope.contains(Scope::Output));
+        let seps = SeparatorSet::new(
+            doc.normalization.separators.iter().copied(),
+            doc.normalization.max_run as usize,
+        );
+        let input = Arc::new(ScopedMatcher::build(
+            doc,
+            categories.clone(),
+            seps.clone(),
+            Scope::Input,
+            limits,
+        )?);
+        let same_scopes = doc
+            .categories
+            .iter()
+            .all(|c| c.scope.contains(Scope::Input) == c.scope.contains(Scope::Output));
         let output = if same_scopes {
             input.clone()
         } else {
-            Arc::new(ScopedMatcher::build(doc, categories.clone(), seps, Scope::Output, limits)?)
+            Arc::new(ScopedMatcher::build(
+                doc,
+                categories.clone(),
+                seps,
+                Scope::Output,
+                limits,
+            )?)
         };
-        let word_count = input.words.as_ref().map_or(0, |w| w.len()).max(output.words.as_ref().map_or(0, |w| w.len()));
-        Ok(Policy { input, output, detectors: doc.detectors.clone(), categories, word_count })
+        let word_count = input
+            .words
+            .as_ref()
+            .map_or(0, |w| w.len())
+            .max(output.words.as_ref().map_or(0, |w| w.len()));
+        Ok(Policy {
+            input,
+            output,
+            detectors: doc.detectors.clone(),
+            categories,
+            word_count,
+        })
     }
 
     /// Convenience: baseline + optional tenant layer, merged and compiled.
@@ -97,14 +132,20 @@ impl Policy {
 
     /// All resolved matches (does not stop at a blocking match). For dry runs and audit.
     pub fn scan(&self, text: &str, scope: Scope) -> Vec<Match> {
-        Scanner::new(self.matcher(scope), false).step(text, true).matches
+        Scanner::new(self.matcher(scope), false)
+            .step(text, true)
+            .matches
     }
 
     /// Masks the text and decides whether it is blocked. Identical to streaming the text
     /// through a [`crate::StreamFilter`] in any chunking.
     pub fn apply(&self, text: &str, scope: Scope) -> Decision {
         let step = Scanner::new(self.matcher(scope), true).step(text, true);
-        Decision { text: step.emit, blocked: step.blocked, matches: step.matches }
+        Decision {
+            text: step.emit,
+            blocked: step.blocked,
+            matches: step.matches,
+        }
     }
 
     /// Model-based detectors declared by the policy (run by the gateway).
@@ -114,7 +155,10 @@ impl Policy {
 
     /// Action of a category, if the policy defines it.
     pub fn category_action(&self, name: &str) -> Option<Action> {
-        self.categories.iter().find(|c| c.name.as_str() == name).map(|c| c.action)
+        self.categories
+            .iter()
+            .find(|c| c.name.as_str() == name)
+            .map(|c| c.action)
     }
 
     /// Distinct normalised words in the larger of the two scopes.
@@ -124,14 +168,28 @@ impl Policy {
 
     /// Turns detector results for a whole text into matches over the whole text, for categories
     /// of `scope` whose score reaches the detector's threshold.
-    pub fn detection_matches(&self, text: &str, detector: &DetectorSpec, detections: &[crate::Detection], scope: Scope) -> Vec<Match> {
+    pub fn detection_matches(
+        &self,
+        text: &str,
+        detector: &DetectorSpec,
+        detections: &[crate::Detection],
+        scope: Scope,
+    ) -> Vec<Match> {
         let mut out = Vec::new();
         for d in detections {
-            if d.score < detector.threshold || !detector.categories.iter().any(|c| c.as_str() == d.label) {
+            if d.score < detector.threshold
+                || !detector.categories.iter().any(|c| c.as_str() == d.label)
+            {
                 continue;
             }
-            let Some(info) = self.categories.iter().find(|c| c.name.as_str() == d.label) else { continue };
-            let in_scope = self.matcher(scope).categories.iter().any(|c| c.name == info.name);
+            let Some(info) = self.categories.iter().find(|c| c.name.as_str() == d.label) else {
+                continue;
+            };
+            let in_scope = self
+                .matcher(scope)
+                .categories
+                .iter()
+                .any(|c| c.name == info.name);
             if in_scope {
                 out.push(Match {
                     category: info.name.clone(),

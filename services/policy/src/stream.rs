@@ -34,7 +34,10 @@ impl StreamFilter {
     }
 
     pub fn with_scope(policy: Arc<Policy>, scope: Scope) -> Self {
-        StreamFilter { scanner: Scanner::new(policy.matcher(scope), true), _policy: policy }
+        StreamFilter {
+            scanner: Scanner::new(policy.matcher(scope), true),
+            _policy: policy,
+        }
     }
 
     pub fn push(&mut self, chunk: &str) -> FilterStep {
@@ -53,5 +56,9 @@ impl StreamFilter {
 }
 
 fn into_step(s: crate::engine::Step) -> FilterStep {
-    FilterStep { emit: s.emit, blocked: s.blocked, decisions: s.matches }
+    FilterStep {
+        emit: s.emit,
+        blocked: s.blocked,
+        decisions: s.matches,
+    }
 }

@@ -31,32 +31,62 @@ nothing else.\n\nText:\n<<<\n{text}\n>>>\nAnswer:";
 
 impl JudgeSpec {
     pub fn new(labels: Vec<String>) -> Self {
-        JudgeSpec { prompt_template: DEFAULT_JUDGE_PROMPT.to_owned(), labels }
+        JudgeSpec {
+            prompt_template: DEFAULT_JUDGE_PROMPT.to_owned(),
+            labels,
+        }
     }
 
     /// The prompt for one text. The text is inserted verbatim after the instructions.
     pub fn render(&self, text: &str) -> String {
-        self.prompt_template.replace("{labels}", &self.labels.join(", ")).replace("{text}", text)
+        self.prompt_template
+            .replace("{labels}", &self.labels.join(", "))
+            .replace("{text}", text)
     }
 
     /// Regex for constrained decoding of the answer: `none` or `label(, label)*`.
     pub fn answer_regex(&self) -> String {
-        let alts: Vec<String> = self.labels.iter().map(|l| regex_syntax::escape(l)).collect();
+        let alts: Vec<String> = self
+            .labels
+            .iter()
+            .map(|l| regex_syntax::escape(l))
+            .collect();
         let one = format!("(?:{})", alts.join("|"));
         format!("(?:none|{one}(?:, ?{one})*)")
     }
 }
 
 /// Parses a constrained judge answer into detections (score 1.0 per label).
-pub fn parse_judge_answer(answer: &str, allowed: &[String]) -> Result<Vec<Detection>, JudgeParseError> {
-    let line = answer.trim().lines().next().unwrap_or("").trim().trim_end_matches('.');
-    let line = line.strip_prefix("labels:").or_else(|| line.strip_prefix("Labels:")).unwrap_or(line).trim();
+pub fn parse_judge_answer(
+    answer: &str,
+    allowed: &[String],
+) -> Result<Vec<Detection>, JudgeParseError> {
+    let line = answer
+        .trim()
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim()
+        .trim_end_matches('.');
+    let line = line
+        .strip_prefix("labels:")
+        .or_else(|| line.strip_prefix("Labels:"))
+        .unwrap_or(line)
+        .trim();
     if line.is_empty() {
         return Err(JudgeParseError::Empty);
     }
-    let parts: Vec<&str> = line.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
+    let parts: Vec<&str> = line
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
     if parts.iter().any(|p| p.eq_ignore_ascii_case("none")) {
-        return if parts.len() == 1 { Ok(Vec::new()) } else { Err(JudgeParseError::NoneWithLabels) };
+        return if parts.len() == 1 {
+            Ok(Vec::new())
+        } else {
+            Err(JudgeParseError::NoneWithLabels)
+        };
     }
     let mut out: Vec<Detection> = Vec::new();
     for p in parts {
@@ -64,7 +94,10 @@ pub fn parse_judge_answer(answer: &str, allowed: &[String]) -> Result<Vec<Detect
             return Err(JudgeParseError::UnknownLabel(p.to_owned()));
         };
         if !out.iter().any(|d| &d.label == label) {
-            out.push(Detection { label: label.clone(), score: 1.0 });
+            out.push(Detection {
+                label: label.clone(),
+                score: 1.0,
+            });
         }
     }
     Ok(out)
@@ -79,17 +112,33 @@ mod tests {
         let allowed = vec!["abuse".to_owned(), "pii_request".to_owned()];
         assert_eq!(parse_judge_answer(" none\n", &allowed), Ok(vec![]));
         let d = parse_judge_answer("abuse, PII_REQUEST.", &allowed).expect("valid");
-        assert_eq!(d.iter().map(|d| d.label.as_str()).collect::<Vec<_>>(), ["abuse", "pii_request"]);
-        assert_eq!(parse_judge_answer("weather", &allowed), Err(JudgeParseError::UnknownLabel("weather".into())));
-        assert_eq!(parse_judge_answer("none, abuse", &allowed), Err(JudgeParseError::NoneWithLabels));
-        assert_eq!(parse_judge_answer("  ", &allowed), Err(JudgeParseError::Empty));
+        assert_eq!(
+            d.iter().map(|d| d.label.as_str()).collect::<Vec<_>>(),
+            ["abuse", "pii_request"]
+        );
+        assert_eq!(
+            parse_judge_answer("weather", &allowed),
+            Err(JudgeParseError::UnknownLabel("weather".into()))
+        );
+        assert_eq!(
+            parse_judge_answer("none, abuse", &allowed),
+            Err(JudgeParseError::NoneWithLabels)
+        );
+        assert_eq!(
+            parse_judge_answer("  ", &allowed),
+            Err(JudgeParseError::Empty)
+        );
     }
 
     #[test]
     fn answer_regex_accepts_what_the_parser_accepts() {
         let spec = JudgeSpec::new(vec!["abuse".to_owned(), "pii_request".to_owned()]);
         let re = regex::Regex::new(&format!("^{}$", spec.answer_regex())).expect("regex");
-        assert!(re.is_match("none") && re.is_match("abuse, pii_request") && !re.is_match("weather"));
-        assert!(spec.render("hi").contains("abuse, pii_request") && spec.render("hi").contains("hi"));
+        assert!(
+            re.is_match("none") && re.is_match("abuse, pii_request") && !re.is_match("weather")
+        );
+        assert!(
+            spec.render("hi").contains("abuse, pii_request") && spec.render("hi").contains("hi")
+        );
     }
 }

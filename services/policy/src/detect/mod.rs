@@ -24,5 +24,7 @@ pub(crate) mod features;
 mod judge;
 mod ngram;
 
-pub use judge::{parse_judge_answer, JudgeParseError, JudgeSpec, DEFAULT_JUDGE_PROMPT};
-pub use ngram::{parse_jsonl, Example, LabelReport, NgramClassifier, TrainConfig, TrainError, TrainReport};
+pub use judge::{DEFAULT_JUDGE_PROMPT, JudgeParseError, JudgeSpec, parse_judge_answer};
+pub use ngram::{
+    Example, LabelReport, NgramClassifier, TrainConfig, TrainError, TrainReport, parse_jsonl,
+};

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::features::{featurize, text_hash, SplitMix};
+use super::features::{SplitMix, featurize, text_hash};
 use super::{Detection, Detector, DetectorError};
 
 /// One labelled example (one line of the training JSONL).
@@ -92,7 +92,11 @@ pub struct TrainReport {
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     #[error("line {line}: not a training example: {source}")]
-    BadLine { line: usize, #[source] source: serde_json::Error },
+    BadLine {
+        line: usize,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("training data has no labelled examples")]
     NoLabels,
     #[error("invalid training config: {0}")]
@@ -104,7 +108,12 @@ pub fn parse_jsonl(data: &str) -> Result<Vec<Example>, TrainError> {
     data.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).map_err(|source| TrainError::BadLine { line: i + 1, source }))
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|source| TrainError::BadLine {
+                line: i + 1,
+                source,
+            })
+        })
         .collect()
 }
 
@@ -115,11 +124,20 @@ fn sigmoid(z: f32) -> f32 {
 impl NgramClassifier {
     /// Trains on the examples not held out and evaluates on the held-out ones.
     pub fn train(examples: &[Example], config: &TrainConfig) -> Result<TrainReport, TrainError> {
-        if config.ngram_min == 0 || config.ngram_max < config.ngram_min || config.dims == 0 || config.holdout_every < 2 {
-            return Err(TrainError::Config("need 1 <= ngram_min <= ngram_max, dims > 0, holdout_every >= 2"));
+        if config.ngram_min == 0
+            || config.ngram_max < config.ngram_min
+            || config.dims == 0
+            || config.holdout_every < 2
+        {
+            return Err(TrainError::Config(
+                "need 1 <= ngram_min <= ngram_max, dims > 0, holdout_every >= 2",
+            ));
         }
         let labels: Vec<String> = {
-            let mut l: Vec<String> = examples.iter().flat_map(|e| e.labels.iter().cloned()).collect();
+            let mut l: Vec<String> = examples
+                .iter()
+                .flat_map(|e| e.labels.iter().cloned())
+                .collect();
             l.sort();
             l.dedup();
             l
@@ -127,13 +145,19 @@ impl NgramClassifier {
         if labels.is_empty() {
             return Err(TrainError::NoLabels);
         }
-        let (test, train): (Vec<&Example>, Vec<&Example>) =
-            examples.iter().partition(|e| text_hash(&e.text) % config.holdout_every == 0);
-        let feats: Vec<Vec<(u32, f32)>> =
-            train.iter().map(|e| featurize(&e.text, config.ngram_min, config.ngram_max, config.dims)).collect();
+        let (test, train): (Vec<&Example>, Vec<&Example>) = examples
+            .iter()
+            .partition(|e| text_hash(&e.text).is_multiple_of(config.holdout_every));
+        let feats: Vec<Vec<(u32, f32)>> = train
+            .iter()
+            .map(|e| featurize(&e.text, config.ngram_min, config.ngram_max, config.dims))
+            .collect();
         let mut models = BTreeMap::new();
         for label in &labels {
-            let y: Vec<f32> = train.iter().map(|e| if e.labels.contains(label) { 1.0 } else { 0.0 }).collect();
+            let y: Vec<f32> = train
+                .iter()
+                .map(|e| if e.labels.contains(label) { 1.0 } else { 0.0 })
+                .collect();
             models.insert(label.clone(), train_one(&feats, &y, config));
         }
         let model = NgramClassifier {
@@ -143,14 +167,25 @@ impl NgramClassifier {
             dims: config.dims,
             labels: models,
         };
-        let per_label = labels.iter().map(|l| model.evaluate_label(&test, l)).collect();
-        Ok(TrainReport { model, train_examples: train.len(), holdout_examples: test.len(), per_label })
+        let per_label = labels
+            .iter()
+            .map(|l| model.evaluate_label(&test, l))
+            .collect();
+        Ok(TrainReport {
+            model,
+            train_examples: train.len(),
+            holdout_examples: test.len(),
+            per_label,
+        })
     }
 
     fn evaluate_label(&self, test: &[&Example], label: &str) -> LabelReport {
         let (mut tp, mut fp, mut fn_) = (0usize, 0usize, 0usize);
         for e in test {
-            let predicted = self.labels_above_threshold(&e.text).iter().any(|l| l == label);
+            let predicted = self
+                .labels_above_threshold(&e.text)
+                .iter()
+                .any(|l| l == label);
             let actual = e.labels.iter().any(|l| l == label);
             match (predicted, actual) {
                 (true, true) => tp += 1,
@@ -159,10 +194,26 @@ impl NgramClassifier {
                 (false, false) => {}
             }
         }
-        let ratio = |a: usize, b: usize| if a + b == 0 { 0.0 } else { a as f64 / (a + b) as f64 };
+        let ratio = |a: usize, b: usize| {
+            if a + b == 0 {
+                0.0
+            } else {
+                a as f64 / (a + b) as f64
+            }
+        };
         let (precision, recall) = (ratio(tp, fp), ratio(tp, fn_));
-        let f1 = if precision + recall == 0.0 { 0.0 } else { 2.0 * precision * recall / (precision + recall) };
-        LabelReport { label: label.to_owned(), precision, recall, f1, support: tp + fn_ }
+        let f1 = if precision + recall == 0.0 {
+            0.0
+        } else {
+            2.0 * precision * recall / (precision + recall)
+        };
+        LabelReport {
+            label: label.to_owned(),
+            precision,
+            recall,
+            f1,
+            support: tp + fn_,
+        }
     }
 
     /// Score per label in [0, 1].
@@ -177,7 +228,10 @@ impl NgramClassifier {
                         z += m.weights[i].1 * v;
                     }
                 }
-                Detection { label: label.clone(), score: sigmoid(z) }
+                Detection {
+                    label: label.clone(),
+                    score: sigmoid(z),
+                }
             })
             .collect()
     }
@@ -186,7 +240,11 @@ impl NgramClassifier {
     pub fn labels_above_threshold(&self, text: &str) -> Vec<String> {
         self.scores(text)
             .into_iter()
-            .filter(|d| self.labels.get(&d.label).is_some_and(|m| d.score >= m.threshold))
+            .filter(|d| {
+                self.labels
+                    .get(&d.label)
+                    .is_some_and(|m| d.score >= m.threshold)
+            })
             .map(|d| d.label)
             .collect()
     }
@@ -236,8 +294,17 @@ fn train_one(feats: &[Vec<(u32, f32)>], y: &[f32], config: &TrainConfig) -> Labe
             bias -= lr * g;
         }
     }
-    let weights = w.iter().enumerate().filter(|(_, v)| **v != 0.0).map(|(i, v)| (i as u32, *v)).collect();
-    LabelModel { bias, threshold: config.threshold, weights }
+    let weights = w
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| **v != 0.0)
+        .map(|(i, v)| (i as u32, *v))
+        .collect();
+    LabelModel {
+        bias,
+        threshold: config.threshold,
+        weights,
+    }
 }
 
 impl Detector for NgramClassifier {

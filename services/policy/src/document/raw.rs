@@ -4,7 +4,10 @@ use std::path::{Component, Path};
 
 use serde::Deserialize;
 
-use super::{check_word, Action, CategoryName, CategorySpec, DetectorKind, DetectorSpec, MaskStyle, NormalizationSpec, PolicyDocument, ScopeSet};
+use super::{
+    Action, CategoryName, CategorySpec, DetectorKind, DetectorSpec, MaskStyle, NormalizationSpec,
+    PolicyDocument, ScopeSet, check_word,
+};
 use crate::error::PolicyError;
 use crate::limits::Limits;
 use crate::normalize::{is_invisible, normalize};
@@ -65,31 +68,54 @@ struct RawDetector {
     categories: Vec<String>,
 }
 
-pub(super) fn parse(text: &str, dir: Option<&Path>, limits: &Limits) -> Result<PolicyDocument, PolicyError> {
+pub(super) fn parse(
+    text: &str,
+    dir: Option<&Path>,
+    limits: &Limits,
+) -> Result<PolicyDocument, PolicyError> {
     let raw: RawDocument = toml::from_str(text)?;
     if let Some(v) = raw.version.filter(|&v| v != 1) {
         return Err(PolicyError::UnsupportedVersion { found: v });
     }
     if raw.categories.len() > limits.max_categories {
-        return Err(PolicyError::TooManyCategories { count: raw.categories.len(), limit: limits.max_categories });
+        return Err(PolicyError::TooManyCategories {
+            count: raw.categories.len(),
+            limit: limits.max_categories,
+        });
     }
     let normalization = match raw.normalization {
         Some(n) => parse_normalization(n, limits)?,
         None => NormalizationSpec::default(),
     };
-    let detector_targets: Vec<String> = raw.detectors.iter().flat_map(|d| d.categories.iter().cloned()).collect();
+    let detector_targets: Vec<String> = raw
+        .detectors
+        .iter()
+        .flat_map(|d| d.categories.iter().cloned())
+        .collect();
     let mut budget = Budget::default();
     let mut categories: Vec<CategorySpec> = Vec::with_capacity(raw.categories.len());
     for rc in raw.categories {
         let has_detector = detector_targets.contains(&rc.name);
         let spec = parse_category(rc, dir, limits, &mut budget, has_detector)?;
         if categories.iter().any(|c| c.name == spec.name) {
-            return Err(PolicyError::DuplicateCategory { category: spec.name.to_string(), layer: None });
+            return Err(PolicyError::DuplicateCategory {
+                category: spec.name.to_string(),
+                layer: None,
+            });
         }
         categories.push(spec);
     }
-    let detectors = raw.detectors.into_iter().map(|d| parse_detector(d, &categories)).collect::<Result<_, _>>()?;
-    Ok(PolicyDocument { name: raw.name, normalization, categories, detectors })
+    let detectors = raw
+        .detectors
+        .into_iter()
+        .map(|d| parse_detector(d, &categories))
+        .collect::<Result<_, _>>()?;
+    Ok(PolicyDocument {
+        name: raw.name,
+        normalization,
+        categories,
+        detectors,
+    })
 }
 
 #[derive(Default)]
@@ -104,10 +130,16 @@ impl Budget {
         self.words += count;
         self.bytes += bytes;
         if self.words > limits.max_words {
-            return Err(PolicyError::TooManyWords { count: self.words, limit: limits.max_words });
+            return Err(PolicyError::TooManyWords {
+                count: self.words,
+                limit: limits.max_words,
+            });
         }
         if self.bytes > limits.max_word_bytes as u64 {
-            return Err(PolicyError::WordListTooLarge { bytes: self.bytes, limit: limits.max_word_bytes });
+            return Err(PolicyError::WordListTooLarge {
+                bytes: self.bytes,
+                limit: limits.max_word_bytes,
+            });
         }
         Ok(())
     }
@@ -121,10 +153,14 @@ pub(crate) fn normalize_separators(raw: &str) -> Result<Vec<char>, PolicyError> 
         let n = normalize(c.encode_utf8(&mut [0u8; 4]));
         let mut it = n.chars();
         let (Some(s), None) = (it.next(), it.next()) else {
-            return Err(PolicyError::InvalidSeparator { value: c.to_string() });
+            return Err(PolicyError::InvalidSeparator {
+                value: c.to_string(),
+            });
         };
         if s.is_alphanumeric() || is_invisible(s) || s.is_control() && s != '\t' {
-            return Err(PolicyError::InvalidSeparator { value: c.to_string() });
+            return Err(PolicyError::InvalidSeparator {
+                value: c.to_string(),
+            });
         }
         if !out.contains(&s) {
             out.push(s);
@@ -133,7 +169,10 @@ pub(crate) fn normalize_separators(raw: &str) -> Result<Vec<char>, PolicyError> 
     Ok(out)
 }
 
-fn parse_normalization(n: RawNormalization, limits: &Limits) -> Result<NormalizationSpec, PolicyError> {
+fn parse_normalization(
+    n: RawNormalization,
+    limits: &Limits,
+) -> Result<NormalizationSpec, PolicyError> {
     let default = NormalizationSpec::default();
     let separators = match n.separators {
         Some(s) => normalize_separators(&s)?,
@@ -141,9 +180,15 @@ fn parse_normalization(n: RawNormalization, limits: &Limits) -> Result<Normaliza
     };
     let max_run = n.max_separator_run.unwrap_or(default.max_run);
     if max_run == 0 || max_run > limits.max_separator_run {
-        return Err(PolicyError::InvalidSeparatorRun { value: max_run, limit: limits.max_separator_run });
+        return Err(PolicyError::InvalidSeparatorRun {
+            value: max_run,
+            limit: limits.max_separator_run,
+        });
     }
-    Ok(NormalizationSpec { separators, max_run })
+    Ok(NormalizationSpec {
+        separators,
+        max_run,
+    })
 }
 
 fn parse_action(category: &str, v: &str) -> Result<Action, PolicyError> {
@@ -151,7 +196,10 @@ fn parse_action(category: &str, v: &str) -> Result<Action, PolicyError> {
         "block" => Ok(Action::Block),
         "mask" => Ok(Action::Mask),
         "flag" => Ok(Action::Flag),
-        _ => Err(PolicyError::UnknownAction { category: category.to_owned(), value: v.to_owned() }),
+        _ => Err(PolicyError::UnknownAction {
+            category: category.to_owned(),
+            value: v.to_owned(),
+        }),
     }
 }
 
@@ -160,21 +208,33 @@ fn parse_scope(category: &str, v: Option<&str>) -> Result<ScopeSet, PolicyError>
         None | Some("both") => Ok(ScopeSet::Both),
         Some("input") => Ok(ScopeSet::Input),
         Some("output") => Ok(ScopeSet::Output),
-        Some(other) => Err(PolicyError::UnknownScope { category: category.to_owned(), value: other.to_owned() }),
+        Some(other) => Err(PolicyError::UnknownScope {
+            category: category.to_owned(),
+            value: other.to_owned(),
+        }),
     }
 }
 
-fn parse_mask(category: &str, style: Option<&str>, text: Option<String>) -> Result<MaskStyle, PolicyError> {
-    if let Some(t) = &text {
-        if t.is_empty() || t.chars().count() > 64 {
-            return Err(PolicyError::InvalidMaskText { category: category.to_owned() });
-        }
+fn parse_mask(
+    category: &str,
+    style: Option<&str>,
+    text: Option<String>,
+) -> Result<MaskStyle, PolicyError> {
+    if let Some(t) = &text
+        && (t.is_empty() || t.chars().count() > 64)
+    {
+        return Err(PolicyError::InvalidMaskText {
+            category: category.to_owned(),
+        });
     }
     match style {
         None | Some("fixed") => Ok(MaskStyle::Fixed(text.unwrap_or_else(|| "***".to_owned()))),
         Some("per_char") => Ok(MaskStyle::PerChar),
         Some("label") => Ok(MaskStyle::Label),
-        Some(other) => Err(PolicyError::UnknownMaskStyle { category: category.to_owned(), value: other.to_owned() }),
+        Some(other) => Err(PolicyError::UnknownMaskStyle {
+            category: category.to_owned(),
+            value: other.to_owned(),
+        }),
     }
 }
 
@@ -191,7 +251,11 @@ fn parse_category(
     let scope = parse_scope(cat, rc.scope.as_deref())?;
     let mask = parse_mask(cat, rc.mask.as_deref(), rc.mask_text)?;
     let mut words: Vec<Box<str>> = Vec::with_capacity(rc.words.len());
-    budget.add_words(rc.words.len(), rc.words.iter().map(|w| w.len() as u64).sum(), limits)?;
+    budget.add_words(
+        rc.words.len(),
+        rc.words.iter().map(|w| w.len() as u64).sum(),
+        limits,
+    )?;
     words.extend(rc.words.into_iter().map(String::into_boxed_str));
     for file in &rc.word_files {
         read_word_file(cat, file, dir, limits, budget, &mut words)?;
@@ -201,28 +265,49 @@ fn parse_category(
     }
     budget.rules += rc.regexes.len();
     if budget.rules > limits.max_regex_rules {
-        return Err(PolicyError::TooManyRules { count: budget.rules, limit: limits.max_regex_rules });
+        return Err(PolicyError::TooManyRules {
+            count: budget.rules,
+            limit: limits.max_regex_rules,
+        });
     }
     let mut patterns: Vec<UserPattern> = Vec::with_capacity(rc.regexes.len());
     for r in rc.regexes {
-        let valid_name = !r.name.is_empty() && r.name.len() <= 64 && !patterns.iter().any(|p| p.name() == r.name);
+        let valid_name = !r.name.is_empty()
+            && r.name.len() <= 64
+            && !patterns.iter().any(|p| p.name() == r.name);
         if !valid_name {
-            return Err(PolicyError::InvalidRuleName { category: cat.to_owned(), rule: r.name });
+            return Err(PolicyError::InvalidRuleName {
+                category: cat.to_owned(),
+                rule: r.name,
+            });
         }
         patterns.push(UserPattern::parse(cat, &r.name, &r.pattern, limits)?);
     }
     let mut pii = Vec::with_capacity(rc.pii.len());
     for p in &rc.pii {
-        let kind = PiiKind::parse(p)
-            .ok_or_else(|| PolicyError::UnknownPii { category: cat.to_owned(), value: p.clone(), expected: PiiKind::NAMES })?;
+        let kind = PiiKind::parse(p).ok_or_else(|| PolicyError::UnknownPii {
+            category: cat.to_owned(),
+            value: p.clone(),
+            expected: PiiKind::NAMES,
+        })?;
         if !pii.contains(&kind) {
             pii.push(kind);
         }
     }
     if words.is_empty() && patterns.is_empty() && pii.is_empty() && !has_detector {
-        return Err(PolicyError::EmptyCategory { category: cat.to_owned() });
+        return Err(PolicyError::EmptyCategory {
+            category: cat.to_owned(),
+        });
     }
-    Ok(CategorySpec { name, action, scope, mask, words, patterns, pii })
+    Ok(CategorySpec {
+        name,
+        action,
+        scope,
+        mask,
+        words,
+        patterns,
+        pii,
+    })
 }
 
 fn read_word_file(
@@ -234,32 +319,56 @@ fn read_word_file(
     words: &mut Vec<Box<str>>,
 ) -> Result<(), PolicyError> {
     let Some(dir) = dir else {
-        return Err(PolicyError::WordFileUnresolved { category: cat.to_owned(), path: file.to_owned() });
+        return Err(PolicyError::WordFileUnresolved {
+            category: cat.to_owned(),
+            path: file.to_owned(),
+        });
     };
     let rel = Path::new(file);
     if !rel.components().all(|c| matches!(c, Component::Normal(_))) {
-        return Err(PolicyError::WordFilePath { category: cat.to_owned(), path: file.to_owned() });
+        return Err(PolicyError::WordFilePath {
+            category: cat.to_owned(),
+            path: file.to_owned(),
+        });
     }
     let path = dir.join(rel);
-    let read_err = |source| PolicyError::WordFileRead { category: cat.to_owned(), path: path.clone(), source };
+    let read_err = |source| PolicyError::WordFileRead {
+        category: cat.to_owned(),
+        path: path.clone(),
+        source,
+    };
     let len = std::fs::metadata(&path).map_err(read_err)?.len();
     // Check the size before reading so an oversized file is never loaded whole.
     budget.add_words(0, len, limits)?;
     let text = std::fs::read_to_string(&path).map_err(read_err)?;
     let before = words.len();
     words.extend(
-        text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(|l| l.to_owned().into_boxed_str()),
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|l| l.to_owned().into_boxed_str()),
     );
     budget.add_words(words.len() - before, 0, limits)
 }
 
-fn parse_detector(d: RawDetector, categories: &[CategorySpec]) -> Result<DetectorSpec, PolicyError> {
+fn parse_detector(
+    d: RawDetector,
+    categories: &[CategorySpec],
+) -> Result<DetectorSpec, PolicyError> {
     let kind = match d.kind.as_str() {
         "classifier" => DetectorKind::Classifier,
         "judge" => DetectorKind::Judge,
-        other => return Err(PolicyError::UnknownDetectorKind { detector: d.name, value: other.to_owned() }),
+        other => {
+            return Err(PolicyError::UnknownDetectorKind {
+                detector: d.name,
+                value: other.to_owned(),
+            });
+        }
     };
-    let problem = |p: String| PolicyError::InvalidDetector { detector: d.name.clone(), problem: p };
+    let problem = |p: String| PolicyError::InvalidDetector {
+        detector: d.name.clone(),
+        problem: p,
+    };
     let threshold = d.threshold.unwrap_or(0.5);
     if !(threshold > 0.0 && threshold <= 1.0) {
         return Err(problem(format!("threshold {threshold} is outside (0, 1]")));
@@ -270,11 +379,23 @@ fn parse_detector(d: RawDetector, categories: &[CategorySpec]) -> Result<Detecto
     let mut cats = Vec::with_capacity(d.categories.len());
     for c in &d.categories {
         let found = categories.iter().find(|s| s.name.as_str() == c);
-        let Some(spec) = found else { return Err(problem(format!("category {c:?} is not defined in this document"))) };
+        let Some(spec) = found else {
+            return Err(problem(format!(
+                "category {c:?} is not defined in this document"
+            )));
+        };
         cats.push(spec.name.clone());
     }
     if kind == DetectorKind::Classifier && d.model.is_none() {
-        return Err(problem("a classifier needs `model` (the trained model reference)".to_owned()));
+        return Err(problem(
+            "a classifier needs `model` (the trained model reference)".to_owned(),
+        ));
     }
-    Ok(DetectorSpec { name: d.name, kind, model: d.model, threshold, categories: cats })
+    Ok(DetectorSpec {
+        name: d.name,
+        kind,
+        model: d.model,
+        threshold,
+        categories: cats,
+    })
 }

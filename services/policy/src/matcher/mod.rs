@@ -63,11 +63,22 @@ impl ScopedMatcher {
         scope: Scope,
         limits: &Limits,
     ) -> Result<Self, PolicyError> {
-        let in_scope = || doc.categories.iter().enumerate().filter(|(_, c)| c.scope.contains(scope));
+        let in_scope = || {
+            doc.categories
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.scope.contains(scope))
+        };
         let word_iter = in_scope().flat_map(|(i, c)| c.words.iter().map(move |w| (i as u16, &**w)));
         let words = words::WordMatcher::build(word_iter, &categories, &separators)?;
-        let patterns = patterns::PatternMatcher::build(in_scope().map(|(i, c)| (i as u16, c)), limits)?;
-        Ok(ScopedMatcher { categories, separators, words, patterns })
+        let patterns =
+            patterns::PatternMatcher::build(in_scope().map(|(i, c)| (i as u16, c)), limits)?;
+        Ok(ScopedMatcher {
+            categories,
+            separators,
+            words,
+            patterns,
+        })
     }
 
     /// Whether word matching runs on the separator-skipping view.

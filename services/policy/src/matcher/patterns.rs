@@ -8,11 +8,11 @@
 //! * `live`: a lazy DFA over all patterns with `MatchKind::All`, run anchored, which tells the
 //!   streaming filter whether a match could still start at a position (any thread alive).
 
-use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::hybrid::LazyStateID;
+use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::nfa::thompson;
 use regex_automata::util::start;
-use regex_automata::{meta, Anchored, Input, MatchKind};
+use regex_automata::{Anchored, Input, MatchKind, meta};
 use regex_syntax::hir::Hir;
 
 use super::RuleId;
@@ -52,7 +52,11 @@ impl PatternMatcher {
         let mut hirs: Vec<Hir> = Vec::new();
         for (cat, spec) in categories.clone() {
             for p in &spec.patterns {
-                rules.push(PatternRule { category: cat, rule: RuleId::Regex(p.name_arc()), pii: None });
+                rules.push(PatternRule {
+                    category: cat,
+                    rule: RuleId::Regex(p.name_arc()),
+                    pii: None,
+                });
                 hirs.push(p.hir.clone());
             }
         }
@@ -61,7 +65,11 @@ impl PatternMatcher {
                 if spec.pii.contains(&kind) {
                     let hir = compile_hir(kind.pattern(), limits)
                         .map_err(|p| p.into_error(spec.name.as_str(), kind.as_str(), limits))?;
-                    rules.push(PatternRule { category: cat, rule: RuleId::Pii(kind), pii: Some(kind) });
+                    rules.push(PatternRule {
+                        category: cat,
+                        rule: RuleId::Pii(kind),
+                        pii: Some(kind),
+                    });
                     hirs.push(hir);
                 }
             }
@@ -69,20 +77,32 @@ impl PatternMatcher {
         if rules.is_empty() {
             return Ok(None);
         }
-        let too_large = || PolicyError::PatternsTooLarge { limit: limits.combined_regex_size_limit };
+        let too_large = || PolicyError::PatternsTooLarge {
+            limit: limits.combined_regex_size_limit,
+        };
         let build_err = |e: meta::BuildError| match e.size_limit() {
             Some(_) => too_large(),
-            None => PolicyError::PatternMatcher { message: e.to_string() },
+            None => PolicyError::PatternMatcher {
+                message: e.to_string(),
+            },
         };
         let config = meta::Config::new()
             .match_kind(MatchKind::LeftmostFirst)
             .nfa_size_limit(Some(limits.combined_regex_size_limit))
             .dfa_size_limit(Some(limits.combined_regex_size_limit))
             .which_captures(thompson::WhichCaptures::Implicit);
-        let multi = meta::Builder::new().configure(config.clone()).build_many_from_hir(&hirs).map_err(build_err)?;
+        let multi = meta::Builder::new()
+            .configure(config.clone())
+            .build_many_from_hir(&hirs)
+            .map_err(build_err)?;
         let singles = hirs
             .iter()
-            .map(|h| meta::Builder::new().configure(config.clone()).build_from_hir(h).map_err(build_err))
+            .map(|h| {
+                meta::Builder::new()
+                    .configure(config.clone())
+                    .build_from_hir(h)
+                    .map_err(build_err)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let nfa = thompson::Compiler::new()
             .configure(
@@ -93,10 +113,21 @@ impl PatternMatcher {
             .build_many_from_hir(&hirs)
             .map_err(|_| too_large())?;
         let live = DFA::builder()
-            .configure(DFA::config().match_kind(MatchKind::All).cache_capacity(4 * 1024 * 1024))
+            .configure(
+                DFA::config()
+                    .match_kind(MatchKind::All)
+                    .cache_capacity(4 * 1024 * 1024),
+            )
             .build_from_nfa(nfa)
-            .map_err(|e| PolicyError::PatternMatcher { message: e.to_string() })?;
-        Ok(Some(PatternMatcher { multi, singles, live, rules }))
+            .map_err(|e| PolicyError::PatternMatcher {
+                message: e.to_string(),
+            })?;
+        Ok(Some(PatternMatcher {
+            multi,
+            singles,
+            live,
+            rules,
+        }))
     }
 
     /// The next match at or after `from` whose validator (if any) accepts it. A rejected PII
@@ -112,10 +143,14 @@ impl PatternMatcher {
             }
             for other in rule + 1..self.rules.len() {
                 let input = Input::new(hay).range(start..).anchored(Anchored::Yes);
-                if let Some(m2) = self.singles.get(other).and_then(|r| r.search(&input)) {
-                    if self.accepts(other, &hay[start..m2.end()]) {
-                        return Some(PatternHit { start, end: m2.end(), rule: other });
-                    }
+                if let Some(m2) = self.singles.get(other).and_then(|r| r.search(&input))
+                    && self.accepts(other, &hay[start..m2.end()])
+                {
+                    return Some(PatternHit {
+                        start,
+                        end: m2.end(),
+                        rule: other,
+                    });
                 }
             }
             pos = start + hay[start..].chars().next().map_or(1, char::len_utf8);
@@ -137,14 +172,26 @@ impl PatternMatcher {
     }
 
     /// Starts the anchored liveness automaton at `at` (look-behind from the byte before it).
-    pub(crate) fn live_start(&self, cache: &mut Cache, hay: &[u8], at: usize) -> Option<LazyStateID> {
+    pub(crate) fn live_start(
+        &self,
+        cache: &mut Cache,
+        hay: &[u8],
+        at: usize,
+    ) -> Option<LazyStateID> {
         let before = at.checked_sub(1).and_then(|i| hay.get(i)).copied();
-        let config = start::Config::new().anchored(Anchored::Yes).look_behind(before);
+        let config = start::Config::new()
+            .anchored(Anchored::Yes)
+            .look_behind(before);
         self.live.start_state(cache, &config).ok()
     }
 
     /// One transition of the liveness automaton; `None` when it cannot tell (treated as alive).
-    pub(crate) fn live_next(&self, cache: &mut Cache, sid: LazyStateID, byte: u8) -> Option<LazyStateID> {
+    pub(crate) fn live_next(
+        &self,
+        cache: &mut Cache,
+        sid: LazyStateID,
+        byte: u8,
+    ) -> Option<LazyStateID> {
         self.live.next_state(cache, sid, byte).ok()
     }
 }

@@ -66,7 +66,11 @@ impl WordMatcher {
             return Ok(None);
         }
         let total: usize = owners.iter().map(|(_, w)| w.len()).sum();
-        let kind = if total <= DFA_MAX_PATTERN_BYTES { AhoCorasickKind::DFA } else { AhoCorasickKind::ContiguousNFA };
+        let kind = if total <= DFA_MAX_PATTERN_BYTES {
+            AhoCorasickKind::DFA
+        } else {
+            AhoCorasickKind::ContiguousNFA
+        };
         let ac = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostLongest)
             .kind(Some(kind))
@@ -75,7 +79,12 @@ impl WordMatcher {
         let mut sorted: Vec<Arc<str>> = owners.iter().map(|(_, w)| w.clone()).collect();
         sorted.sort_unstable();
         let max_len = sorted.iter().map(|w| w.len()).max().unwrap_or(0);
-        Ok(Some(WordMatcher { ac, owners, sorted, max_len }))
+        Ok(Some(WordMatcher {
+            ac,
+            owners,
+            sorted,
+            max_len,
+        }))
     }
 
     /// Leftmost-longest match starting at or after `from`: (start, end, category, word).

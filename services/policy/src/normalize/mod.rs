@@ -130,7 +130,9 @@ fn bmp_table() -> &'static BmpTable {
         let mut kind = vec![0u32; 0x1_0000];
         let mut replacements = Vec::new();
         for (cp, slot) in kind.iter_mut().enumerate() {
-            let Some(c) = char::from_u32(cp as u32) else { continue };
+            let Some(c) = char::from_u32(cp as u32) else {
+                continue;
+            };
             if c.is_ascii() {
                 continue;
             }
@@ -156,7 +158,10 @@ fn decode(b: &[u8], i: usize) -> (u32, usize) {
     } else if b0 < 0xF0 {
         (((b0 & 0x0F) << 12) | (at(1) << 6) | at(2), 3)
     } else {
-        (((b0 & 0x07) << 18) | (at(1) << 12) | (at(2) << 6) | at(3), 4)
+        (
+            ((b0 & 0x07) << 18) | (at(1) << 12) | (at(2) << 6) | at(3),
+            4,
+        )
     }
 }
 
@@ -167,7 +172,10 @@ fn classify(c: char) -> Class<'static> {
         return match t.kind[cp as usize] {
             0 => Class::Identity,
             1 => Class::Removed,
-            n => t.replacements.get((n - 2) as usize).map_or(Class::Identity, |s| Class::Replace(s)),
+            n => t
+                .replacements
+                .get((n - 2) as usize)
+                .map_or(Class::Identity, |s| Class::Replace(s)),
         };
     }
     match compute(c) {

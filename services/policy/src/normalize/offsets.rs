@@ -24,10 +24,21 @@ pub(crate) struct OffsetMap {
 
 impl OffsetMap {
     /// Records `dst_added` derived bytes produced from source bytes `src_pos..src_pos + src_char_len`.
-    pub(crate) fn push(&mut self, src_pos: usize, src_char_len: usize, dst_added: usize, linear: bool) {
+    pub(crate) fn push(
+        &mut self,
+        src_pos: usize,
+        src_char_len: usize,
+        dst_added: usize,
+        linear: bool,
+    ) {
         match self.segs.last() {
-            Some(last) if linear && last.linear && last.src + (self.dst_len - last.dst) == src_pos => {}
-            _ => self.segs.push(Seg { dst: self.dst_len, src: src_pos, linear }),
+            Some(last)
+                if linear && last.linear && last.src + (self.dst_len - last.dst) == src_pos => {}
+            _ => self.segs.push(Seg {
+                dst: self.dst_len,
+                src: src_pos,
+                linear,
+            }),
         }
         self.dst_len += dst_added;
         self.src_len = src_pos + src_char_len;

@@ -44,7 +44,12 @@ impl SeparatorSet {
             let mut buf = [0u8; 4];
             scan[c.encode_utf8(&mut buf).as_bytes()[0] as usize] = 2;
         }
-        SeparatorSet { ascii, scan, other, max_run }
+        SeparatorSet {
+            ascii,
+            scan,
+            other,
+            max_run,
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -52,7 +57,11 @@ impl SeparatorSet {
     }
 
     fn contains(&self, c: char) -> bool {
-        if c.is_ascii() { self.ascii[c as usize] } else { self.other.binary_search(&c).is_ok() }
+        if c.is_ascii() {
+            self.ascii[c as usize]
+        } else {
+            self.other.binary_search(&c).is_ok()
+        }
     }
 
     /// Byte offset of the next separator at or after `from`.
@@ -153,22 +162,33 @@ fn classify_run(a: &str, p: usize, set: &SeparatorSet, finished: bool) -> Run {
     }
     // Fast path for prose: a multi-letter ASCII word on either side is never eligible.
     let bytes = a.as_bytes();
-    let ascii_word = |i: usize, j: usize| bytes.get(i).is_some_and(u8::is_ascii_alphanumeric) && bytes.get(j).is_some_and(u8::is_ascii_alphanumeric);
+    let ascii_word = |i: usize, j: usize| {
+        bytes.get(i).is_some_and(u8::is_ascii_alphanumeric)
+            && bytes.get(j).is_some_and(u8::is_ascii_alphanumeric)
+    };
     if (p >= 2 && ascii_word(p - 1, p - 2)) || ascii_word(q, q + 1) {
         return Run::Keep(q);
     }
     let mut before = a[..p].chars().rev();
-    let Some(x) = before.next() else { return Run::Keep(q) };
+    let Some(x) = before.next() else {
+        return Run::Keep(q);
+    };
     if !eligible(x, before.next()) {
         return Run::Keep(q);
     }
     let mut after = a[q..].chars();
-    let Some(y) = after.next() else { return Run::Keep(q) };
+    let Some(y) = after.next() else {
+        return Run::Keep(q);
+    };
     let next_y = after.next();
     if next_y.is_none() && !finished {
         return Run::Undecided;
     }
-    if eligible(y, next_y) { Run::Remove(q) } else { Run::Keep(q) }
+    if eligible(y, next_y) {
+        Run::Remove(q)
+    } else {
+        Run::Keep(q)
+    }
 }
 
 #[cfg(test)]
@@ -202,7 +222,11 @@ mod tests {
         for (i, _) in a.char_indices() {
             let mut v = SeparatorView::default();
             v.advance(&a[..i], &set, false);
-            assert!(whole.text.starts_with(&v.text), "split at {i}: {:?}", v.text);
+            assert!(
+                whole.text.starts_with(&v.text),
+                "split at {i}: {:?}",
+                v.text
+            );
             v.advance(a, &set, true);
             assert_eq!(v.text, whole.text);
         }

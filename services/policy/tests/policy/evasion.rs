@@ -17,7 +17,11 @@ fn caught(text: &str) {
     let p = policy(P);
     let m = p.scan(text, Scope::Output);
     assert_eq!(m.len(), 1, "{text:?}: {m:?}");
-    assert_eq!(m[0].matched, text.trim_matches(|c: char| c == '<' || c == '>'), "span covers the whole evasion");
+    assert_eq!(
+        m[0].matched,
+        text.trim_matches(|c: char| c == '<' || c == '>'),
+        "span covers the whole evasion"
+    );
 }
 
 #[test]
@@ -52,6 +56,13 @@ fn combining_characters() {
 #[test]
 fn separators_do_not_join_ordinary_words() {
     let p = policy(P);
-    assert_eq!(masked(&p, "a ba dream"), "a ba dream", "'ba dream' is not 'bad'");
-    assert!(p.scan("b...a...d", Scope::Output).is_empty(), "runs longer than max_separator_run are kept");
+    assert_eq!(
+        masked(&p, "a ba dream"),
+        "a ba dream",
+        "'ba dream' is not 'bad'"
+    );
+    assert!(
+        p.scan("b...a...d", Scope::Output).is_empty(),
+        "runs longer than max_separator_run are kept"
+    );
 }

@@ -58,7 +58,10 @@ fn check_chunks(policy: &Arc<Policy>, chunks: &[&str], expected: &str) {
         prefix.push_str(p);
         // A prefix may end in the middle of a masked run; only whole banned words count.
         let leaked = banned_left(policy, &prefix);
-        assert!(leaked.is_empty(), "leaked {leaked:?} in prefix {prefix:?} for chunks {chunks:?}");
+        assert!(
+            leaked.is_empty(),
+            "leaked {leaked:?} in prefix {prefix:?} for chunks {chunks:?}"
+        );
     }
 }
 
@@ -70,7 +73,10 @@ fn whole_text_masks_every_banned_word() {
     assert!(out.contains("This is ***."), "{out}");
     assert!(out.contains("[REDACTED:codes]"), "{out}");
     assert!(!out.contains("4111"), "{out}");
-    assert!(out.contains("***ma"), "a word inside a longer word is found (no whole-word rule): {out}");
+    assert!(
+        out.contains("***ma"),
+        "a word inside a longer word is found (no whole-word rule): {out}"
+    );
 }
 
 #[test]
@@ -85,7 +91,10 @@ fn every_single_split_point() {
 #[test]
 fn every_pair_of_split_points_on_a_window() {
     let p = policy(POLICY);
-    let text = &ANSWER[..ANSWER.char_indices().nth(70).map_or(ANSWER.len(), |(i, _)| i)];
+    let text = &ANSWER[..ANSWER
+        .char_indices()
+        .nth(70)
+        .map_or(ANSWER.len(), |(i, _)| i)];
     let expected = masked(&p, text);
     let b = boundaries(text);
     for (x, &i) in b.iter().enumerate() {
@@ -125,31 +134,58 @@ words = ["meh"]
     for i in boundaries(text) {
         let mut f = StreamFilter::new(p.clone());
         let a = f.push(&text[..i]);
-        let b = if a.blocked.is_some() { Default::default() } else { f.push(&text[i..]) };
+        let b = if a.blocked.is_some() {
+            Default::default()
+        } else {
+            f.push(&text[i..])
+        };
         let out = a.emit + &b.emit;
         assert_eq!(out, whole.text, "split at {i}");
-        assert!(a.blocked.is_some() || b.blocked.is_some(), "split at {i}: block not reported");
+        assert!(
+            a.blocked.is_some() || b.blocked.is_some(),
+            "split at {i}: block not reported"
+        );
     }
 }
 
 #[test]
 fn holds_back_only_what_could_still_match() {
-    let p = policy(&POLICY[..POLICY.find("[[category]]\nname = \"pii\"").expect("pii section")]);
+    let p = policy(
+        &POLICY[..POLICY
+            .find("[[category]]\nname = \"pii\"")
+            .expect("pii section")],
+    );
     let mut f = StreamFilter::new(p.clone());
-    assert_eq!(f.push("hello wor").emit, "hello wor", "nothing here can start a word");
+    assert_eq!(
+        f.push("hello wor").emit,
+        "hello wor",
+        "nothing here can start a word"
+    );
     assert_eq!(f.push("ld, ba").emit, "ld, ", "'ba' could become 'bad'");
     assert_eq!(f.push("nana").emit, "banana");
     assert_eq!(f.push(" 坏").emit, " ", "'坏' could become '坏词'");
     assert_eq!(f.push("人").emit, "坏人");
-    assert_eq!(f.push(" order-12").emit, " ", "the order pattern is still alive");
-    assert_eq!(f.push("34 x").emit, "[REDACTED:codes] x", "a boundary followed: decided and masked");
+    assert_eq!(
+        f.push(" order-12").emit,
+        " ",
+        "the order pattern is still alive"
+    );
+    assert_eq!(
+        f.push("34 x").emit,
+        "[REDACTED:codes] x",
+        "a boundary followed: decided and masked"
+    );
 }
 
 #[test]
 fn email_detection_holds_the_current_word() {
     let p = policy(POLICY);
     let mut f = StreamFilter::new(p);
-    assert_eq!(f.push("hello wor").emit, "hello ", "'wor' could be the local part of an address");
+    assert_eq!(
+        f.push("hello wor").emit,
+        "hello ",
+        "'wor' could be the local part of an address"
+    );
     assert_eq!(f.push("ld, ok").emit, "world, ");
 }
 

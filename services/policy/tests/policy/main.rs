@@ -12,7 +12,9 @@ use enclave_policy::{Limits, Policy, PolicyDocument, Scope, StreamFilter};
 
 pub fn policy(toml: &str) -> Arc<Policy> {
     let doc = PolicyDocument::parse_toml(toml).unwrap_or_else(|e| panic!("document rejected: {e}"));
-    Arc::new(Policy::compile(&doc, &Limits::default()).unwrap_or_else(|e| panic!("compile failed: {e}")))
+    Arc::new(
+        Policy::compile(&doc, &Limits::default()).unwrap_or_else(|e| panic!("compile failed: {e}")),
+    )
 }
 
 /// Streams `chunks` through a filter; returns (concatenated output, emitted pieces).
