@@ -193,7 +193,7 @@ impl Policy {
             if in_scope {
                 out.push(Match {
                     category: info.name.clone(),
-                    rule: RuleId::Regex(Arc::from(format!("detector:{}", detector.name))),
+                    rule: RuleId::Detector(Arc::from(detector.name.as_str())),
                     action: info.action,
                     span: 0..text.len(),
                     matched: text.to_owned(),

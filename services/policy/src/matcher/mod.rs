@@ -15,12 +15,14 @@ use crate::normalize::separators::SeparatorSet;
 use crate::pii::PiiKind;
 
 /// Which rule of a category produced a match. Serialises as `word:<normalised word>`,
-/// `regex:<rule name>` or `pii:<kind>`.
+/// `regex:<rule name>`, `pii:<kind>` or `detector:<name>`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum RuleId {
     Word(Arc<str>),
     Regex(Arc<str>),
     Pii(PiiKind),
+    /// A model-based detector, by its name in the policy.
+    Detector(Arc<str>),
 }
 
 impl fmt::Display for RuleId {
@@ -29,6 +31,7 @@ impl fmt::Display for RuleId {
             RuleId::Word(w) => write!(f, "word:{w}"),
             RuleId::Regex(r) => write!(f, "regex:{r}"),
             RuleId::Pii(k) => write!(f, "pii:{}", k.as_str()),
+            RuleId::Detector(d) => write!(f, "detector:{d}"),
         }
     }
 }
