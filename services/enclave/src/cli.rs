@@ -30,6 +30,8 @@ pub enum Command {
 pub enum BenchCommand {
     /// Prefill and decode throughput of the inference engine.
     Engine(commands::bench::engine::EngineBenchArgs),
+    /// Sensitive-word matching throughput, streaming overhead and compile time.
+    Policy,
 }
 
 /// Options shared by commands that load a model.
@@ -64,5 +66,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Generate(args) => commands::generate::run(args),
         Command::Bench(BenchCommand::Engine(args)) => commands::bench::engine::run(args),
+        Command::Bench(BenchCommand::Policy) => {
+            enclave_policy::bench::run(&mut |f| commands::bench::emit(f.bench, &f.metric, f.value, f.unit));
+            Ok(())
+        }
     }
 }
