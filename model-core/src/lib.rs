@@ -1,6 +1,7 @@
 //! Enclave's inference engine: model loading, continuous batching over a paged KV cache, sampling.
 //! No HTTP and no SQL here; the gateway talks to [`engine::Engine`] through its handle.
 
+pub mod adapters;
 pub mod chat;
 pub mod config;
 pub mod engine;

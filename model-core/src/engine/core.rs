@@ -219,6 +219,7 @@ impl EngineCore {
                     start_pos: s.computed,
                     blocks: s.blocks.ids(),
                     logits: s.computed + n == s.tokens.len(),
+                    adapter: None,
                 }
             })
             .collect();

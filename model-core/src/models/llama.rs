@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use enclave_kernels::{KernelError, QMatrix};
 
+use crate::adapters::{LoraAdapter, Target, apply_lora};
 use crate::config::ModelConfig;
 use crate::error::LoadError;
 use crate::kv::KvStore;
@@ -43,6 +44,8 @@ pub struct StepSeq<'a> {
     pub blocks: &'a [u32],
     /// Whether the caller needs logits for the last token of this chunk.
     pub logits: bool,
+    /// The LoRA adapter this sequence runs with (`None`: the base model).
+    pub adapter: Option<&'a LoraAdapter>,
 }
 
 /// Activation buffers reused across steps (sized to the largest step seen).
@@ -58,6 +61,7 @@ pub struct Scratch {
     hidden: Vec<f32>,
     last: Vec<f32>,
     logits: Vec<f32>,
+    lora: Vec<f32>,
 }
 
 fn resize(v: &mut Vec<f32>, n: usize) {
@@ -182,6 +186,8 @@ impl LlamaModel {
         for (l, layer) in self.layers.iter().enumerate() {
             rms_norm_rows(&s.x, &layer.attn_norm, cfg.rms_eps, &mut s.xn, h)?;
             layer.qkv.forward(&s.xn, tokens, &mut s.qkv)?;
+            let qkv_parts = [(Target::Q, 0), (Target::K, qd), (Target::V, qd + kvd)];
+            self.apply_adapters(seqs, &attn_seqs, l, &qkv_parts, &s.xn, h, &mut s.qkv, qkv_w, &mut s.lora);
             // RoPE on q and k, copy q out, write k and v to the cache.
             for a in &attn_seqs {
                 for i in 0..a.len {
@@ -198,10 +204,13 @@ impl LlamaModel {
             }
             attention(&shape, &s.q, kv.layer(l), &attn_seqs, &mut s.attn);
             layer.o.forward(&s.attn, tokens, &mut s.proj)?;
+            self.apply_adapters(seqs, &attn_seqs, l, &[(Target::O, 0)], &s.attn, qd, &mut s.proj, h, &mut s.lora);
             enclave_kernels::add_inplace(&mut s.x, &s.proj)?;
 
             rms_norm_rows(&s.x, &layer.ffn_norm, cfg.rms_eps, &mut s.xn, h)?;
             layer.gate_up.forward(&s.xn, tokens, &mut s.gate_up)?;
+            let gu_parts = [(Target::Gate, 0), (Target::Up, ff)];
+            self.apply_adapters(seqs, &attn_seqs, l, &gu_parts, &s.xn, h, &mut s.gate_up, 2 * ff, &mut s.lora);
             for r in 0..tokens {
                 let gu = &mut s.gate_up[r * 2 * ff..(r + 1) * 2 * ff];
                 let (gate, up) = gu.split_at_mut(ff);
@@ -209,6 +218,7 @@ impl LlamaModel {
                 s.hidden[r * ff..(r + 1) * ff].copy_from_slice(gate);
             }
             layer.down.forward(&s.hidden, tokens, &mut s.proj)?;
+            self.apply_adapters(seqs, &attn_seqs, l, &[(Target::Down, 0)], &s.hidden, ff, &mut s.proj, h, &mut s.lora);
             enclave_kernels::add_inplace(&mut s.x, &s.proj)?;
         }
 
@@ -228,6 +238,34 @@ impl LlamaModel {
             enclave_kernels::matmul(&self.lm_head, &s.last, wanted.len(), &mut s.logits)?;
         }
         Ok(&s.logits)
+    }
+}
+
+impl LlamaModel {
+    /// Adds each sequence's adapter delta for `parts` (target, first output column) of layer `l`.
+    /// Sequences without an adapter, or whose adapter skips a target, are untouched, so base
+    /// and adapted sequences share the one base matmul above.
+    #[allow(clippy::too_many_arguments)]
+    fn apply_adapters(
+        &self,
+        seqs: &[StepSeq<'_>],
+        rows: &[AttnSeq<'_>],
+        l: usize,
+        parts: &[(Target, usize)],
+        x: &[f32],
+        in_features: usize,
+        y: &mut [f32],
+        y_stride: usize,
+        scratch: &mut Vec<f32>,
+    ) {
+        for (seq, r) in seqs.iter().zip(rows) {
+            let Some(adapter) = seq.adapter else { continue };
+            for &(target, col) in parts {
+                if let Some(w) = adapter.get(l, target) {
+                    apply_lora(w, x, in_features, r.row..r.row + r.len, y, y_stride, col, scratch);
+                }
+            }
+        }
     }
 }
 
@@ -255,7 +293,7 @@ mod tests {
         let mut last = Vec::new();
         for &n in chunks {
             assert!(blocks.reserve(pos + n));
-            let step = [StepSeq { tokens: &tokens[pos..pos + n], start_pos: pos, blocks: blocks.ids(), logits: true }];
+            let step = [StepSeq { tokens: &tokens[pos..pos + n], start_pos: pos, blocks: blocks.ids(), logits: true, adapter: None }];
             last = model.forward(&step, &mut kv, &mut scratch).expect("forward").to_vec();
             pos += n;
         }
@@ -293,8 +331,8 @@ mod tests {
         assert!(ba.reserve(5) && bb.reserve(3));
         let mut scratch = Scratch::default();
         let step = [
-            StepSeq { tokens: &a, start_pos: 0, blocks: ba.ids(), logits: true },
-            StepSeq { tokens: &b, start_pos: 0, blocks: bb.ids(), logits: true },
+            StepSeq { tokens: &a, start_pos: 0, blocks: ba.ids(), logits: true, adapter: None },
+            StepSeq { tokens: &b, start_pos: 0, blocks: bb.ids(), logits: true, adapter: None },
         ];
         let both = model.forward(&step, &mut kv, &mut scratch).expect("forward").to_vec();
         let v = cfg.vocab_size;

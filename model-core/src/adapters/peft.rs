@@ -1,0 +1,331 @@
+//! PEFT LoRA adapters (`adapter_config.json` + `adapter_model.safetensors`): parsing and strict
+//! validation against the base model. Anything we cannot apply exactly is refused with a specific
+//! error; an adapter is never loaded partially and never silently replaced by the base model.
+
+use std::collections::BTreeMap;
+
+use safetensors::{Dtype, SafeTensors};
+use serde::Deserialize;
+
+use super::error::AdapterError;
+use crate::config::{ModelConfig, RopeStyle};
+
+/// The projections an adapter may target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Target {
+    Q,
+    K,
+    V,
+    O,
+    Gate,
+    Up,
+    Down,
+}
+
+impl Target {
+    pub const ALL: [Target; 7] = [Target::Q, Target::K, Target::V, Target::O, Target::Gate, Target::Up, Target::Down];
+
+    pub fn module_name(self) -> &'static str {
+        match self {
+            Target::Q => "q_proj",
+            Target::K => "k_proj",
+            Target::V => "v_proj",
+            Target::O => "o_proj",
+            Target::Gate => "gate_proj",
+            Target::Up => "up_proj",
+            Target::Down => "down_proj",
+        }
+    }
+
+    fn parent(self) -> &'static str {
+        match self {
+            Target::Q | Target::K | Target::V | Target::O => "self_attn",
+            Target::Gate | Target::Up | Target::Down => "mlp",
+        }
+    }
+
+    fn from_module(name: &str) -> Option<Target> {
+        Target::ALL.into_iter().find(|t| t.module_name() == name)
+    }
+
+    /// `(out_features, in_features)` of the projection in the base model.
+    pub fn shape(self, cfg: &ModelConfig) -> (usize, usize) {
+        let (h, ff) = (cfg.hidden_size, cfg.intermediate_size);
+        match self {
+            Target::Q => (cfg.q_dim(), h),
+            Target::K | Target::V => (cfg.kv_dim(), h),
+            Target::O => (h, cfg.q_dim()),
+            Target::Gate | Target::Up => (ff, h),
+            Target::Down => (h, ff),
+        }
+    }
+}
+
+/// The low-rank factors of one projection, f32, in the base model's row order.
+#[derive(Debug, Clone)]
+pub struct LoraWeights {
+    pub rank: usize,
+    /// `alpha / r` (or `alpha / sqrt(r)` with rsLoRA).
+    pub scale: f32,
+    /// `(rank, in_features)`.
+    pub a: Vec<f32>,
+    /// `(out_features, rank)`.
+    pub b: Vec<f32>,
+}
+
+/// A validated adapter: factors for some `(layer, target)` pairs.
+#[derive(Debug, Clone)]
+pub struct LoraAdapter {
+    pub layers: Vec<BTreeMap<Target, LoraWeights>>,
+    /// Non-fatal findings (e.g. the declared base model name differs) reported to the uploader.
+    pub warnings: Vec<String>,
+    pub max_rank: usize,
+}
+
+impl LoraAdapter {
+    pub fn get(&self, layer: usize, target: Target) -> Option<&LoraWeights> {
+        self.layers.get(layer).and_then(|m| m.get(&target))
+    }
+
+    /// Bytes the factors occupy in memory (for the resident-set budget).
+    pub fn size_bytes(&self) -> usize {
+        self.layers.iter().flat_map(|m| m.values()).map(|w| (w.a.len() + w.b.len()) * 4).sum()
+    }
+}
+
+/// Limits checked at upload.
+#[derive(Debug, Clone, Copy)]
+pub struct AdapterLimits {
+    pub max_rank: usize,
+    pub max_file_bytes: usize,
+}
+
+impl Default for AdapterLimits {
+    fn default() -> Self {
+        AdapterLimits { max_rank: 128, max_file_bytes: 512 << 20 }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct RawConfig {
+    peft_type: Option<String>,
+    r: Option<usize>,
+    lora_alpha: Option<f32>,
+    target_modules: Option<TargetModules>,
+    #[serde(default)]
+    fan_in_fan_out: bool,
+    #[serde(default)]
+    use_rslora: bool,
+    #[serde(default)]
+    use_dora: bool,
+    bias: Option<String>,
+    modules_to_save: Option<Vec<String>>,
+    #[serde(default)]
+    rank_pattern: BTreeMap<String, usize>,
+    #[serde(default)]
+    alpha_pattern: BTreeMap<String, f32>,
+    layers_to_transform: Option<serde_json::Value>,
+    base_model_name_or_path: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum TargetModules {
+    List(Vec<String>),
+    Pattern(String),
+}
+
+/// Rank and alpha for one module, honouring `rank_pattern` / `alpha_pattern` (keys are matched
+/// as suffixes of the module path, as PEFT does for plain names).
+fn rank_alpha(cfg: &RawConfig, path: &str, r: usize, alpha: f32) -> (usize, f32) {
+    let pick = |keys: Vec<&String>| keys.into_iter().filter(|k| path.ends_with(k.as_str())).max_by_key(|k| k.len()).cloned();
+    let rank = pick(cfg.rank_pattern.keys().collect()).and_then(|k| cfg.rank_pattern.get(&k).copied()).unwrap_or(r);
+    let alpha = pick(cfg.alpha_pattern.keys().collect()).and_then(|k| cfg.alpha_pattern.get(&k).copied()).unwrap_or(alpha);
+    (rank, alpha)
+}
+
+fn parse_config(json: &[u8]) -> Result<RawConfig, AdapterError> {
+    let cfg: RawConfig = serde_json::from_slice(json).map_err(|e| AdapterError::InvalidConfig(e.to_string()))?;
+    match cfg.peft_type.as_deref() {
+        Some("LORA") => {}
+        other => return Err(AdapterError::NotLora(other.unwrap_or("(missing)").to_string())),
+    }
+    if cfg.use_dora {
+        return Err(AdapterError::Unsupported("use_dora (DoRA)".into()));
+    }
+    if cfg.modules_to_save.as_ref().is_some_and(|m| !m.is_empty()) {
+        return Err(AdapterError::Unsupported("modules_to_save".into()));
+    }
+    if cfg.bias.as_deref().is_some_and(|b| b != "none") {
+        return Err(AdapterError::Unsupported(format!("bias = {:?} (trained biases)", cfg.bias.as_deref().unwrap_or(""))));
+    }
+    if cfg.layers_to_transform.as_ref().is_some_and(|v| !v.is_null()) {
+        return Err(AdapterError::Unsupported("layers_to_transform".into()));
+    }
+    Ok(cfg)
+}
+
+/// Parses `path` like `base_model.model.model.layers.3.self_attn.q_proj.lora_A.weight`.
+fn parse_tensor_name(name: &str) -> Result<(usize, Target, bool), AdapterError> {
+    let unexpected = || AdapterError::UnexpectedTensor(name.to_string());
+    let rest = name.strip_prefix("base_model.model.").ok_or_else(unexpected)?;
+    let rest = rest.strip_prefix("model.").unwrap_or(rest);
+    if rest.starts_with("embed_tokens") || rest.starts_with("lm_head") {
+        return Err(AdapterError::Unsupported(format!("targets the embedding or lm_head ({name})")));
+    }
+    let rest = rest.strip_prefix("layers.").ok_or_else(unexpected)?;
+    let (layer, rest) = rest.split_once('.').ok_or_else(unexpected)?;
+    let layer: usize = layer.parse().map_err(|_| unexpected())?;
+    let (parent, rest) = rest.split_once('.').ok_or_else(unexpected)?;
+    let (module, rest) = rest.split_once('.').ok_or_else(unexpected)?;
+    let is_a = match rest {
+        "lora_A.weight" => true,
+        "lora_B.weight" => false,
+        r if r.contains("lora_magnitude") => return Err(AdapterError::Unsupported("use_dora (DoRA)".into())),
+        _ => return Err(unexpected()),
+    };
+    let target = Target::from_module(module).ok_or_else(|| AdapterError::UnknownTarget(module.to_string()))?;
+    if target.parent() != parent {
+        return Err(unexpected());
+    }
+    Ok((layer, target, is_a))
+}
+
+fn to_f32(name: &str, view: &safetensors::tensor::TensorView<'_>) -> Result<Vec<f32>, AdapterError> {
+    let b = view.data();
+    let values: Vec<f32> = match view.dtype() {
+        Dtype::F32 => b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        Dtype::F16 => b.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        Dtype::BF16 => b.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        other => return Err(AdapterError::Dtype { tensor: name.to_string(), dtype: format!("{other:?}") }),
+    };
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        return Err(AdapterError::NonFinite { tensor: name.to_string(), index: i });
+    }
+    Ok(values)
+}
+
+fn transpose(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0; v.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = v[r * cols + c];
+        }
+    }
+    out
+}
+
+/// llama.cpp's converter permutes q/k rows per head from halves to interleaved pairs; B's rows
+/// must follow the same permutation to apply to GGUF weights (ARCHITECTURE.md gotcha).
+fn permute_rows_for_interleaved_rope(b: &[f32], heads: usize, head_dim: usize, rank: usize) -> Vec<f32> {
+    let half = head_dim / 2;
+    let mut out = vec![0.0; b.len()];
+    for h in 0..heads {
+        for i in 0..half {
+            for t in 0..2 {
+                let new = h * head_dim + 2 * i + t;
+                let old = h * head_dim + t * half + i;
+                out[new * rank..(new + 1) * rank].copy_from_slice(&b[old * rank..(old + 1) * rank]);
+            }
+        }
+    }
+    out
+}
+
+/// Parses and validates an adapter for `base`. `expected_base_name` (the served model's name) only
+/// produces a warning when it differs from the adapter's declared base.
+pub fn load_peft(
+    config_json: &[u8],
+    weights: &[u8],
+    base: &ModelConfig,
+    limits: &AdapterLimits,
+) -> Result<LoraAdapter, AdapterError> {
+    if weights.len() > limits.max_file_bytes {
+        return Err(AdapterError::TooLarge { bytes: weights.len(), limit: limits.max_file_bytes });
+    }
+    let cfg = parse_config(config_json)?;
+    let r = cfg.r.ok_or_else(|| AdapterError::InvalidConfig("missing `r`".into()))?;
+    let alpha = cfg.lora_alpha.unwrap_or(r as f32);
+    let declared: Vec<String> = match &cfg.target_modules {
+        Some(TargetModules::List(v)) => v.clone(),
+        Some(TargetModules::Pattern(p)) => {
+            return Err(AdapterError::Unsupported(format!("target_modules as a regex ({p}); list the modules")));
+        }
+        None => return Err(AdapterError::InvalidConfig("missing `target_modules`".into())),
+    };
+    for m in &declared {
+        if Target::from_module(m).is_none() {
+            return Err(AdapterError::UnknownTarget(m.clone()));
+        }
+    }
+    let st = SafeTensors::deserialize(weights).map_err(|e| AdapterError::InvalidWeights(e.to_string()))?;
+    // Group A and B per (layer, target).
+    let mut pairs: BTreeMap<(usize, Target), (Option<String>, Option<String>)> = BTreeMap::new();
+    for name in st.names() {
+        let (layer, target, is_a) = parse_tensor_name(name)?;
+        if layer >= base.num_layers {
+            return Err(AdapterError::BaseMismatch(format!(
+                "tensor {name} is for layer {layer}, the base model has {} layers",
+                base.num_layers
+            )));
+        }
+        if !declared.iter().any(|m| m == target.module_name()) {
+            return Err(AdapterError::UnexpectedTensor(name.to_string()));
+        }
+        let slot = pairs.entry((layer, target)).or_default();
+        if is_a { slot.0 = Some(name.to_string()) } else { slot.1 = Some(name.to_string()) }
+    }
+    if pairs.is_empty() {
+        return Err(AdapterError::InvalidWeights("the adapter has no LoRA tensors".into()));
+    }
+    for m in &declared {
+        if !pairs.keys().any(|(_, t)| t.module_name() == m) {
+            return Err(AdapterError::MissingTensor(format!("no tensors for declared target module {m}")));
+        }
+    }
+    let mut layers: Vec<BTreeMap<Target, LoraWeights>> = vec![BTreeMap::new(); base.num_layers];
+    let mut max_rank = 0;
+    for ((layer, target), (a_name, b_name)) in pairs {
+        let path = format!("model.layers.{layer}.{}.{}", target.parent(), target.module_name());
+        let a_name = a_name.ok_or_else(|| AdapterError::MissingTensor(format!("{path}.lora_A.weight")))?;
+        let b_name = b_name.ok_or_else(|| AdapterError::MissingTensor(format!("{path}.lora_B.weight")))?;
+        let (rank, alpha) = rank_alpha(&cfg, &path, r, alpha);
+        if rank == 0 || rank > limits.max_rank {
+            return Err(AdapterError::RankOutOfRange { rank, max: limits.max_rank });
+        }
+        let (out_f, in_f) = target.shape(base);
+        let view = |n: &str| st.tensor(n).map_err(|e| AdapterError::InvalidWeights(e.to_string()));
+        let (av, bv) = (view(&a_name)?, view(&b_name)?);
+        // fan_in_fan_out stores A as (in, r) and B as (r, out) (Conv1D layout).
+        let (a_shape, b_shape) = if cfg.fan_in_fan_out { ([in_f, rank], [rank, out_f]) } else { ([rank, in_f], [out_f, rank]) };
+        for (n, v, want) in [(&a_name, &av, a_shape), (&b_name, &bv, b_shape)] {
+            if v.shape() != want {
+                return Err(AdapterError::Shape { tensor: n.clone(), expected: want.to_vec(), actual: v.shape().to_vec() });
+            }
+        }
+        let mut a = to_f32(&a_name, &av)?;
+        let mut b = to_f32(&b_name, &bv)?;
+        if cfg.fan_in_fan_out {
+            a = transpose(&a, in_f, rank);
+            b = transpose(&b, rank, out_f);
+        }
+        if base.rope_style == RopeStyle::Interleaved {
+            match target {
+                Target::Q => b = permute_rows_for_interleaved_rope(&b, base.num_heads, base.head_dim, rank),
+                Target::K => b = permute_rows_for_interleaved_rope(&b, base.num_kv_heads, base.head_dim, rank),
+                _ => {}
+            }
+        }
+        let scale = if cfg.use_rslora { alpha / (rank as f32).sqrt() } else { alpha / rank as f32 };
+        max_rank = max_rank.max(rank);
+        layers[layer].insert(target, LoraWeights { rank, scale, a, b });
+    }
+    let mut warnings = Vec::new();
+    if let Some(declared) = cfg.base_model_name_or_path.as_deref().filter(|d| !d.is_empty()) {
+        let tail = declared.rsplit('/').next().unwrap_or(declared).to_lowercase();
+        if !base.name.to_lowercase().contains(&tail) && !tail.contains(&base.name.to_lowercase()) {
+            warnings.push(format!("adapter declares base model `{declared}`; serving base is `{}`", base.name));
+        }
+    }
+    Ok(LoraAdapter { layers, warnings, max_rank })
+}
