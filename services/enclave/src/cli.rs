@@ -19,6 +19,10 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run the platform: gateway, engine and (unless DATABASE_URL is set) its own PostgreSQL.
+    Serve(commands::serve::ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(commands::migrate::MigrateArgs),
     /// Generate text from a prompt and stream it to stdout.
     Generate(commands::generate::GenerateArgs),
     /// Measure performance; prints JSON lines.
@@ -64,6 +68,8 @@ impl ModelArgs {
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Serve(args) => commands::serve::run(args),
+        Command::Migrate(args) => commands::migrate::run(args),
         Command::Generate(args) => commands::generate::run(args),
         Command::Bench(BenchCommand::Engine(args)) => commands::bench::engine::run(args),
         Command::Bench(BenchCommand::Policy) => {

@@ -1,2 +1,4 @@
 pub mod bench;
 pub mod generate;
+pub mod migrate;
+pub mod serve;
