@@ -6,19 +6,12 @@
 //! masked token never shows up as an alternative. vLLM's default reports the raw model output
 //! instead (before penalties and bias); with no bias, penalties or mask the two agree.
 
+use super::fastmath::total_weight;
 use super::select::{Cand, by_key_desc};
 
 /// log Σ exp(l) over the logits, given their maximum `m` (finite).
 pub(crate) fn log_sum_exp(logits: &[f32], m: f32) -> f32 {
-    // Terms more than 32 below the maximum cannot move an f32 result; skip their exp().
-    let sum: f64 = logits
-        .iter()
-        .map(|&l| {
-            let z = l - m;
-            if z < -32.0 { 0.0 } else { f64::from(z.exp()) }
-        })
-        .sum();
-    m + sum.ln() as f32
+    m + total_weight(logits, m, 1.0).ln() as f32
 }
 
 /// The `n` largest finite logits, best first (ties: lower id first), in `out` (reused buffer).

@@ -3,11 +3,12 @@
 //! constraint mask hook ([`TokenMask`]), temperature, top-k/top-p/min-p and a seeded PRNG, and
 //! streaming stop-sequence matching ([`StopMatcher`]).
 //!
-//! Determinism: the PRNG is xoshiro256** written out in this module, so the same seed, request
-//! and build give the same tokens; results across CPU architectures can differ only where the
-//! platform's `exp` rounds differently.
+//! Determinism: the PRNG (xoshiro256**) and `exp` are written out in this module with plain IEEE
+//! arithmetic, so the same seed and request give the same tokens on every platform and release
+//! (given the same logits).
 
 mod error;
+mod fastmath;
 mod history;
 mod logprobs;
 mod mask;

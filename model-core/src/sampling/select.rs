@@ -5,6 +5,7 @@
 use std::cmp::Ordering;
 
 use super::error::SampleError;
+use super::fastmath::{ArgMax, LANES, argmax_lanes, chunk_weights, exp, total_weight};
 
 /// A token still in the running. `key` is its logit until weights are computed, then its weight.
 #[derive(Debug, Clone, Copy)]
@@ -18,43 +19,23 @@ pub(crate) fn by_key_desc(a: &Cand, b: &Cand) -> Ordering {
     b.key.total_cmp(&a.key).then(a.id.cmp(&b.id))
 }
 
-/// Tokens whose scaled logit is this far below the maximum weigh less than e^-32 ≈ 1.3e-14;
-/// even 150k of them shift a normaliser by less than 2e-9, far below f32 precision, so their
-/// exp() is skipped.
-const NEGLIGIBLE_SCALED_GAP: f32 = 32.0;
-
 /// Weight of a logit relative to the maximum `m` at inverse temperature `inv_t`: exp((l-m)/T).
+/// Same operations as [`chunk_weights`], so a token's weight is the same bits everywhere.
 #[inline]
 pub(crate) fn weight(l: f32, m: f32, inv_t: f32) -> f32 {
-    let z = (l - m) * inv_t;
-    if z < -NEGLIGIBLE_SCALED_GAP {
-        0.0
-    } else {
-        z.exp()
-    }
+    exp((l - m) * inv_t)
 }
 
 /// One pass: the maximum logit and the lowest id holding it. Rejects NaN and +inf (the model
 /// misbehaved) and an all -inf vector (nothing can be sampled).
 pub(crate) fn argmax(logits: &[f32]) -> Result<(u32, f32), SampleError> {
-    let mut best = f32::NEG_INFINITY;
-    let mut best_id = None;
-    for (i, &l) in logits.iter().enumerate() {
-        // `l > best` is false for NaN, so check it explicitly; only the rare bad value pays.
-        if l > best || l.is_nan() {
-            if !l.is_finite() {
-                return Err(SampleError::NonFiniteLogit {
-                    id: i as u32,
-                    value: l,
-                });
-            }
-            best = l;
-            best_id = Some(i as u32);
-        }
-    }
-    match best_id {
-        Some(id) => Ok((id, best)),
-        None => Err(SampleError::NoCandidates {
+    match argmax_lanes(logits) {
+        ArgMax::Best(id, value) => Ok((id, value)),
+        ArgMax::Bad(id) => Err(SampleError::NonFiniteLogit {
+            id,
+            value: logits[id as usize],
+        }),
+        ArgMax::Empty => Err(SampleError::NoCandidates {
             vocab_size: logits.len(),
         }),
     }
@@ -120,15 +101,15 @@ pub(crate) fn nucleus_candidates(
         };
         let mut all = 0.0f64;
         let mut gathered = 0.0f64;
-        for (i, &l) in logits.iter().enumerate() {
-            if l > f32::NEG_INFINITY {
-                let w = f64::from(weight(l, m, inv_t));
-                all += w;
-                if l >= threshold {
-                    gathered += w;
+        for (c, chunk) in logits.chunks(LANES).enumerate() {
+            let (w, sum) = chunk_weights(chunk, m, inv_t);
+            all += f64::from(sum);
+            for (j, &l) in chunk.iter().enumerate() {
+                if l >= threshold && l > f32::NEG_INFINITY {
+                    gathered += f64::from(w[j]);
                     out.push(Cand {
                         key: l,
-                        id: i as u32,
+                        id: (c * LANES + j) as u32,
                     });
                 }
             }
@@ -214,21 +195,31 @@ pub(crate) fn draw_from(cands: &[Cand], total: f64, u: f64) -> Option<u32> {
 }
 
 /// Draws from the whole vocabulary at temperature 1/`inv_t` without building a candidate list:
-/// one pass for the normaliser, a second (stopping early) for the pick.
+/// one pass for the normaliser, a second (stopping early) chunk by chunk with the same chunk
+/// sums, then token by token inside the chunk where the running weight passes the target.
 pub(crate) fn draw_full(logits: &[f32], m: f32, inv_t: f32, u: f64) -> Option<u32> {
-    let total: f64 = logits.iter().map(|&l| f64::from(weight(l, m, inv_t))).sum();
-    let target = u * total;
+    let target = u * total_weight(logits, m, inv_t);
     let mut cum = 0.0f64;
     let mut last = None;
-    for (i, &l) in logits.iter().enumerate() {
-        let w = weight(l, m, inv_t);
-        if w > 0.0 {
-            cum += f64::from(w);
-            last = Some(i as u32);
-            if cum > target {
-                return last;
-            }
+    for (c, chunk) in logits.chunks(LANES).enumerate() {
+        let (w, sum) = chunk_weights(chunk, m, inv_t);
+        if sum <= 0.0 {
+            continue;
         }
+        let positive = w.iter().rposition(|&x| x > 0.0).unwrap_or(0);
+        last = Some((c * LANES + positive) as u32);
+        if cum + f64::from(sum) > target {
+            let mut inner = cum;
+            for (j, &x) in w.iter().enumerate() {
+                inner += f64::from(x);
+                if x > 0.0 && inner > target {
+                    return Some((c * LANES + j) as u32);
+                }
+            }
+            // The in-chunk order can round below the chunk sum; the chunk's last token wins.
+            return last;
+        }
+        cum += f64::from(sum);
     }
     last
 }
