@@ -8,11 +8,13 @@ pub mod app;
 pub mod auth;
 pub mod error;
 pub mod inference;
+pub mod limits;
 pub mod middleware;
 pub mod negotiate;
 pub mod routes;
 pub mod settings;
 pub mod state;
+mod store_errors;
 pub mod telemetry;
 pub mod xml;
 

@@ -4,9 +4,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use enclave_model_core::engine::Engine;
+use enclave_store::Store;
 
 use crate::api::health::ReadinessCheck;
 use crate::auth::SharedAuthenticator;
+use crate::error::ApiError;
 use crate::settings::Settings;
 
 /// The base model this server generates with.
@@ -29,6 +31,7 @@ struct Inner {
     settings: Settings,
     model: Option<ServedModel>,
     authenticator: Option<SharedAuthenticator>,
+    store: Option<Store>,
     draining: AtomicBool,
 }
 
@@ -37,6 +40,7 @@ pub struct AppStateBuilder {
     settings: Settings,
     model: Option<ServedModel>,
     authenticator: Option<SharedAuthenticator>,
+    store: Option<Store>,
 }
 
 impl AppStateBuilder {
@@ -62,12 +66,19 @@ impl AppStateBuilder {
         self
     }
 
+    /// The database (connected as the application role).
+    pub fn store(mut self, store: Store) -> Self {
+        self.store = Some(store);
+        self
+    }
+
     pub fn build(self) -> AppState {
         AppState {
             inner: Arc::new(Inner {
                 settings: self.settings,
                 model: self.model,
                 authenticator: self.authenticator,
+                store: self.store,
                 draining: AtomicBool::new(false),
             }),
         }
@@ -80,6 +91,7 @@ impl AppState {
             settings,
             model: None,
             authenticator: None,
+            store: None,
         }
     }
 
@@ -89,6 +101,15 @@ impl AppState {
 
     pub fn authenticator(&self) -> Option<&SharedAuthenticator> {
         self.inner.authenticator.as_ref()
+    }
+
+    /// The database, or 503 when this server runs without one.
+    pub fn store(&self) -> Result<&Store, ApiError> {
+        self.inner.store.as_ref().ok_or_else(|| ApiError::Unavailable {
+            code: "database_unavailable",
+            message: "this server has no database configured".to_owned(),
+            retry_after_secs: None,
+        })
     }
 
     pub fn served_model(&self) -> Option<&ServedModel> {
@@ -111,6 +132,17 @@ impl AppState {
             ok: !draining,
             detail: draining.then(|| "shutting down".to_owned()),
         }];
+        if let Some(store) = &self.inner.store {
+            let ping = store.ping().await;
+            if let Err(e) = &ping {
+                tracing::warn!(error = %crate::middleware::ErrorChain(e), "readiness: database unreachable");
+            }
+            checks.push(ReadinessCheck {
+                name: "database".to_owned(),
+                ok: ping.is_ok(),
+                detail: ping.err().map(|_| "database unreachable".to_owned()),
+            });
+        }
         checks.push(ReadinessCheck {
             name: "model".to_owned(),
             ok: self.inner.model.is_some(),

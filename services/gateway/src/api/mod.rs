@@ -42,12 +42,18 @@ Every error has the body `{"error": {"code", "message", "field"?, "request_id"?}
         crate::routes::models::list_models,
         crate::routes::chat::create_chat_completion,
         crate::routes::completions::create_completion,
+        crate::routes::tenants::create_tenant,
+        crate::routes::tenants::list_tenants,
+        crate::routes::tenants::get_tenant,
+        crate::routes::tenants::set_tenant_limits,
+        crate::routes::tenants::my_limits,
     ),
     components(schemas(ErrorResponse)),
     modifiers(&SecurityAndErrors),
     tags(
         (name = "operations", description = "Probes"),
         (name = "inference", description = "OpenAI-compatible generation"),
+        (name = "tenants", description = "Tenants and their limits"),
     ),
 )]
 pub struct ApiDoc;

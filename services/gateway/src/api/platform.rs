@@ -43,13 +43,13 @@ pub struct TokenResponse {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests_per_minute: Option<u32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens_per_minute: Option<u32>,
-    /// Total tokens (prompt + completion) the tenant may use.
-    #[serde(default)]
-    pub token_budget: Option<u64>,
+    /// Tokens (prompt + completion) per calendar month (UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monthly_token_budget: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -68,6 +68,8 @@ pub struct Tenant {
     pub id: Uuid,
     pub slug: String,
     pub name: String,
+    /// `active` or `suspended`.
+    pub status: String,
     pub limits: Limits,
     pub created_at: DateTime<Utc>,
 }
@@ -77,13 +79,16 @@ pub struct TenantList {
     pub data: Vec<Tenant>,
 }
 
-/// The caller's tenant's limits and what has been used of them.
+/// The caller's tenant's limits and this month's usage.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct LimitsStatus {
     pub tenant_id: Uuid,
     pub limits: Limits,
-    /// Tokens used against `token_budget` so far.
-    pub tokens_used: u64,
+    /// First day (UTC) of the budget period.
+    pub period_start: chrono::NaiveDate,
+    pub requests_this_month: u64,
+    /// Tokens used against `monthly_token_budget` this month.
+    pub tokens_this_month: u64,
 }
 
 // ------------------------------------------------------------------ users

@@ -8,7 +8,12 @@ pub mod sse;
 use actix_web::{HttpRequest, HttpResponse, Responder as _};
 use enclave_model_core::engine::{Engine, GenerateRequest, RequestError, SubmitError};
 
+use enclave_domain::{ApiKeyId, TenantId};
+use enclave_store::Store;
+
+use crate::auth::TenantContext;
 use crate::error::ApiError;
+use crate::limits;
 use crate::middleware::RequestId;
 use crate::negotiate::{Format, Reply};
 use crate::state::AppState;
@@ -59,9 +64,24 @@ pub fn resolve_model<'a>(state: &'a AppState, requested: &str) -> Result<(&'a En
     }
 }
 
+/// Where a request's token usage is counted (absent when the server runs without a database).
+#[derive(Clone)]
+pub struct Accounting {
+    pub store: Store,
+    pub tenant: TenantId,
+    pub key: Option<ApiKeyId>,
+}
+
+impl Accounting {
+    pub async fn record_completion(&self, tokens: u32) {
+        limits::record_tokens(&self.store, &self.tenant, self.key.as_ref(), u64::from(tokens)).await;
+    }
+}
+
 /// Runs one generation and answers it whole or as a stream.
 pub async fn generate(
     state: &AppState,
+    ctx: &TenantContext,
     req: &HttpRequest,
     request_id: &RequestId,
     generate: GenerateRequest,
@@ -70,6 +90,19 @@ pub async fn generate(
 ) -> Result<HttpResponse, ApiError> {
     let (engine, model_id) = resolve_model(state, &plan.model)?;
     let prepared = engine.prepare(generate)?;
+    let accounting = match state.store() {
+        Ok(store) => {
+            let key = ctx.principal().api_key_id();
+            let prompt_tokens = prepared.prompt_ids().len() as u64;
+            limits::admit(store, &ctx.tenant_id, key.as_ref(), prompt_tokens).await?;
+            Some(Accounting {
+                store: store.clone(),
+                tenant: ctx.tenant_id,
+                key,
+            })
+        }
+        Err(_) => None,
+    };
     let events = engine.submit(prepared)?;
     let prefix = match shape {
         ChunkShape::Chat => "chatcmpl",
@@ -86,9 +119,13 @@ pub async fn generate(
             shape,
             format,
             request_id.to_string(),
+            accounting,
         ));
     }
     let done = respond::collect(events).await?;
+    if let Some(accounting) = &accounting {
+        accounting.record_completion(done.usage.completion_tokens).await;
+    }
     let tokenizer = engine.tokenizer();
     Ok(match shape {
         ChunkShape::Chat => Reply::ok(respond::chat_completion(&meta, &plan, tokenizer, done)).respond_to(req),

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use crate::api::openai::ChatDelta;
 use crate::error::ApiError;
+use crate::inference::Accounting;
 use crate::inference::convert::ResponsePlan;
 use crate::inference::respond::{self, GenerationError, ResponseMeta, SampledToken};
 use crate::negotiate::Format;
@@ -30,6 +31,7 @@ struct StreamState {
     shape: ChunkShape,
     format: Format,
     request_id: String,
+    accounting: Option<Accounting>,
     started: bool,
     /// Characters emitted so far (legacy `text_offset`).
     offset: u32,
@@ -44,6 +46,7 @@ pub fn respond(
     shape: ChunkShape,
     format: Format,
     request_id: String,
+    accounting: Option<Accounting>,
 ) -> HttpResponse {
     let state = StreamState {
         events: Some(events),
@@ -53,6 +56,7 @@ pub fn respond(
         shape,
         format,
         request_id,
+        accounting,
         started: false,
         offset: 0,
     };
@@ -109,6 +113,9 @@ impl StreamState {
                 }
                 Some(GenerationEvent::Finished { reason, usage, text }) => {
                     self.events = None;
+                    if let Some(accounting) = &self.accounting {
+                        accounting.record_completion(usage.completion_tokens).await;
+                    }
                     return Some(self.finish(text, &reason, usage));
                 }
                 Some(GenerationEvent::Failed { message }) => {

@@ -43,5 +43,5 @@ pub async fn create_chat_completion(
 ) -> Result<HttpResponse, ApiError> {
     ctx.require(Scope::Inference)?;
     let (generate, plan) = convert::chat_request(body.into_inner())?;
-    inference::generate(&state, &req, &request_id, generate, plan, ChunkShape::Chat).await
+    inference::generate(&state, &ctx, &req, &request_id, generate, plan, ChunkShape::Chat).await
 }

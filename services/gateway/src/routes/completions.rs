@@ -43,5 +43,5 @@ pub async fn create_completion(
 ) -> Result<HttpResponse, ApiError> {
     ctx.require(Scope::Inference)?;
     let (generate, plan) = convert::completion_request(body.into_inner())?;
-    inference::generate(&state, &req, &request_id, generate, plan, ChunkShape::Completion).await
+    inference::generate(&state, &ctx, &req, &request_id, generate, plan, ChunkShape::Completion).await
 }

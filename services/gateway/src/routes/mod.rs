@@ -7,6 +7,7 @@ pub mod completions;
 pub mod docs;
 pub mod health;
 pub mod models;
+pub mod tenants;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     health::configure(cfg);
@@ -14,4 +15,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     models::configure(cfg);
     chat::configure(cfg);
     completions::configure(cfg);
+    tenants::configure(cfg);
 }

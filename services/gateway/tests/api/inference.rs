@@ -7,7 +7,9 @@ use futures::StreamExt as _;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{TestApp, spawn_with_model, spawn_with_own_model};
+use enclave_domain::{Role, TenantId};
+
+use crate::support::{TestApp, spawn_with_db_and_model, spawn_with_model, spawn_with_own_model};
 
 fn chat_body(extra: Value) -> Value {
     let mut body = json!({
@@ -322,4 +324,56 @@ async fn graceful_shutdown_drains_an_in_flight_stream() {
         .expect("shutdown completes")
         .expect("join")
         .expect("clean stop");
+}
+
+#[tokio::test]
+async fn rate_limits_answer_429_with_retry_after_and_usage_is_counted() {
+    let app = spawn_with_db_and_model().await;
+    let admin = app.platform_admin();
+    let res = app
+        .http
+        .post(app.url("/v1/tenants"))
+        .bearer_auth(&admin)
+        .json(&json!({"slug": "limited", "name": "Limited", "limits": {"requests_per_minute": 2}}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let tenant: Value = res.json().await.expect("json");
+    let tenant = TenantId::parse(tenant["id"].as_str().expect("id")).expect("uuid");
+    let developer = app.member(tenant, Role::Developer);
+
+    let body = json!({"model": "base", "prompt": "Hello", "max_tokens": 2, "temperature": 0});
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let res = app
+            .http
+            .post(app.url("/v1/completions"))
+            .bearer_auth(&developer)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        statuses.push(res.status());
+        if res.status() == StatusCode::TOO_MANY_REQUESTS {
+            let retry_after: u64 = res.headers()["retry-after"].to_str().expect("ascii").parse().expect("seconds");
+            assert!((1..=60).contains(&retry_after), "Retry-After {retry_after}");
+            let err: Value = res.json().await.expect("json");
+            assert_eq!(err["error"]["code"], "rate_limited_requests", "{err}");
+        }
+    }
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::OK, StatusCode::TOO_MANY_REQUESTS]);
+
+    let limits: Value = app
+        .http
+        .get(app.url("/v1/limits"))
+        .bearer_auth(&developer)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(limits["requests_this_month"], 3, "{limits}");
+    assert!(limits["tokens_this_month"].as_u64().is_some_and(|t| t > 2), "prompt and completion tokens counted: {limits}");
 }

@@ -3,3 +3,4 @@
 mod framework;
 mod inference;
 mod support;
+mod tenants;

@@ -4,9 +4,10 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use enclave_domain::{ApiKeyId, Principal, Scope, Scopes, TenantId};
+use enclave_domain::{ApiKeyId, Principal, Role, Scope, Scopes, TenantId, UserId};
+use enclave_store::TestDb;
 use enclave_gateway::auth::{AuthFailure, AuthFuture, AuthRejection, Authenticate};
 use enclave_gateway::{AppState, RunningServer, Server, Settings};
 use enclave_model_core::engine::{Engine, EngineConfig};
@@ -15,6 +16,8 @@ pub struct TestApp {
     pub server: RunningServer,
     pub base: String,
     pub http: reqwest::Client,
+    pub tokens: Arc<StaticTokens>,
+    pub db: Option<TestDb>,
     engine: Option<Engine>,
 }
 
@@ -35,6 +38,20 @@ impl TestApp {
             .expect("spawned with a model")
     }
 
+    pub fn db(&self) -> &TestDb {
+        self.db.as_ref().expect("spawned with a database")
+    }
+
+    /// A platform admin's bearer token.
+    pub fn platform_admin(&self) -> String {
+        self.tokens.issue(Principal::user(UserId::new(), None, Role::PlatformAdmin))
+    }
+
+    /// A bearer token of a `role` member of `tenant`.
+    pub fn member(&self, tenant: TenantId, role: Role) -> String {
+        self.tokens.issue(Principal::user(UserId::new(), Some(tenant), role))
+    }
+
     /// A bearer token allowed to call the inference routes.
     pub fn inference_token(&self) -> String {
         INFERENCE_TOKEN.to_owned()
@@ -46,12 +63,21 @@ pub const AUDIT_ONLY_TOKEN: &str = "static-audit-key";
 pub const AUDIT_ONLY_BEARER: &str = "Bearer static-audit-key";
 
 /// Stand-in credentials until the gateway is wired to `enclave-auth` (then these tests use real
-/// API keys created through the API).
-struct StaticTokens(HashMap<&'static str, Principal>);
+/// tokens and API keys created through the API).
+pub struct StaticTokens(Mutex<HashMap<String, Principal>>);
+
+impl StaticTokens {
+    /// A fresh bearer token for `principal`.
+    pub fn issue(&self, principal: Principal) -> String {
+        let token = format!("tok-{}", uuid::Uuid::new_v4().simple());
+        self.0.lock().expect("tokens").insert(token.clone(), principal);
+        token
+    }
+}
 
 impl Authenticate for StaticTokens {
     fn authenticate<'a>(&'a self, bearer: &'a str) -> AuthFuture<'a> {
-        let found = self.0.get(bearer).cloned();
+        let found = self.0.lock().expect("tokens").get(bearer).cloned();
         Box::pin(async move {
             found.ok_or(AuthFailure::Rejected(AuthRejection {
                 code: "invalid_token",
@@ -63,10 +89,10 @@ impl Authenticate for StaticTokens {
 
 fn static_tokens() -> Arc<StaticTokens> {
     let tenant = TenantId::new();
-    Arc::new(StaticTokens(HashMap::from([
-        (INFERENCE_TOKEN, Principal::api_key(ApiKeyId::new(), tenant, Scopes::from_iter([Scope::Inference]))),
-        (AUDIT_ONLY_TOKEN, Principal::api_key(ApiKeyId::new(), tenant, Scopes::from_iter([Scope::AuditRead]))),
-    ])))
+    Arc::new(StaticTokens(Mutex::new(HashMap::from([
+        (INFERENCE_TOKEN.to_owned(), Principal::api_key(ApiKeyId::new(), tenant, Scopes::from_iter([Scope::Inference]))),
+        (AUDIT_ONLY_TOKEN.to_owned(), Principal::api_key(ApiKeyId::new(), tenant, Scopes::from_iter([Scope::AuditRead]))),
+    ]))))
 }
 
 fn init_logs() {
@@ -111,21 +137,36 @@ fn shared_engine() -> Engine {
 /// A private engine, for tests that read its metrics.
 pub async fn spawn_with_own_model() -> TestApp {
     let engine = tokio::task::spawn_blocking(load_engine).await.expect("engine loader");
-    spawn(test_settings(), Some(engine)).await
+    spawn(test_settings(), Some(engine), None).await
 }
 
 pub async fn spawn_app() -> TestApp {
-    spawn(test_settings(), None).await
+    spawn(test_settings(), None, None).await
+}
+
+/// A server with a fresh database of its own.
+pub async fn spawn_with_db() -> TestApp {
+    spawn(test_settings(), None, Some(TestDb::fresh().await)).await
+}
+
+/// A server with a fresh database and the shared demo model.
+pub async fn spawn_with_db_and_model() -> TestApp {
+    let engine = tokio::task::spawn_blocking(shared_engine).await.expect("engine loader");
+    spawn(test_settings(), Some(engine), Some(TestDb::fresh().await)).await
 }
 
 pub async fn spawn_with_model() -> TestApp {
     let engine = tokio::task::spawn_blocking(shared_engine).await.expect("engine loader");
-    spawn(test_settings(), Some(engine)).await
+    spawn(test_settings(), Some(engine), None).await
 }
 
-async fn spawn(settings: Settings, engine: Option<Engine>) -> TestApp {
+async fn spawn(settings: Settings, engine: Option<Engine>, db: Option<TestDb>) -> TestApp {
     init_logs();
-    let mut builder = AppState::builder(settings).authenticator(static_tokens());
+    let tokens = static_tokens();
+    let mut builder = AppState::builder(settings).authenticator(tokens.clone());
+    if let Some(db) = &db {
+        builder = builder.store(db.store().clone());
+    }
     if let Some(engine) = engine.clone() {
         builder = builder.engine(engine);
     }
@@ -135,6 +176,8 @@ async fn spawn(settings: Settings, engine: Option<Engine>) -> TestApp {
         server,
         base,
         http: reqwest::Client::new(),
+        tokens,
+        db,
         engine,
     }
 }

@@ -1,0 +1,49 @@
+//! One repository per aggregate, reached through [`crate::Store`]. Tenant-scoped functions take
+//! `&TenantId` first, filter by it in SQL, and run inside [`crate::Store::tenant_tx`].
+
+mod api_keys;
+mod limits;
+mod memberships;
+mod refresh_tokens;
+mod signing_keys;
+mod tenants;
+mod throttle;
+mod users;
+
+pub use api_keys::{ApiKeyRecord, ApiKeys, NewApiKey, StoredApiKey};
+pub use limits::{KeyLimits, RateLimits, TenantLimits, Usage, WindowCounts, WindowSnapshot, month_start};
+pub use memberships::{Member, Membership, Memberships};
+pub use refresh_tokens::{NewRefreshToken, RefreshTokenRecord, RefreshTokens, Rotation};
+pub use signing_keys::{KeySeal, KeyStatus, NewSigningKey, SigningKeyRecord, SigningKeys};
+pub use tenants::{NewTenant, Tenant, TenantStatus, Tenants};
+pub use throttle::{LoginThrottle, ThrottlePolicy, ThrottleState};
+pub use users::{NewUser, User, UserCredentials, UserStatus, Users};
+
+use crate::Store;
+
+impl Store {
+    pub fn tenants(&self) -> Tenants<'_> {
+        Tenants { store: self }
+    }
+    pub fn users(&self) -> Users<'_> {
+        Users { store: self }
+    }
+    pub fn memberships(&self) -> Memberships<'_> {
+        Memberships { store: self }
+    }
+    pub fn api_keys(&self) -> ApiKeys<'_> {
+        ApiKeys { store: self }
+    }
+    pub fn refresh_tokens(&self) -> RefreshTokens<'_> {
+        RefreshTokens { store: self }
+    }
+    pub fn signing_keys(&self) -> SigningKeys<'_> {
+        SigningKeys { store: self }
+    }
+    pub fn login_throttle(&self) -> LoginThrottle<'_> {
+        LoginThrottle { store: self }
+    }
+    pub fn rate_limits(&self) -> RateLimits<'_> {
+        RateLimits { store: self }
+    }
+}
