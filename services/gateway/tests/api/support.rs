@@ -17,6 +17,8 @@ pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub tokens: Arc<StaticTokens>,
+    /// Kept alive for the server; tests inspect tables through it.
+    #[allow(dead_code)]
     pub db: Option<TestDb>,
     engine: Option<Engine>,
 }
@@ -38,6 +40,7 @@ impl TestApp {
             .expect("spawned with a model")
     }
 
+    #[allow(dead_code)]
     pub fn db(&self) -> &TestDb {
         self.db.as_ref().expect("spawned with a database")
     }
