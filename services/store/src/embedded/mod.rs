@@ -9,7 +9,7 @@
 mod binaries;
 mod os_user;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
