@@ -1,0 +1,237 @@
+//! Chaining and inserting a batch of records in one transaction (group commit).
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, Datelike, SubsecRound, Utc};
+use enclave_domain::TenantId;
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::canonical::{ChainHash, chain_hash};
+use crate::{AuditError, AuditRecord};
+
+/// Where a record landed in its tenant's chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chained {
+    pub seq: u64,
+    pub hash: ChainHash,
+}
+
+/// A record ready for insertion: encoded once, so the batch does not re-serialise it.
+pub(crate) struct Prepared {
+    pub record_id: Uuid,
+    pub tenant: TenantId,
+    pub time: DateTime<Utc>,
+    pub value: serde_json::Value,
+}
+
+impl Prepared {
+    pub fn new(record: &AuditRecord) -> Result<Prepared, AuditError> {
+        Ok(Prepared {
+            record_id: record.record_id,
+            tenant: record.tenant,
+            time: record.time,
+            value: serde_json::to_value(record).map_err(AuditError::json("audit record"))?,
+        })
+    }
+}
+
+/// A transaction that sees every tenant's audit rows (the writer chains several tenants at once).
+pub(crate) async fn system_tx(pool: &PgPool) -> Result<Transaction<'static, Postgres>, AuditError> {
+    let mut tx = pool.begin().await.map_err(AuditError::db("beginning an audit transaction"))?;
+    sqlx::query("SELECT set_config('enclave.rls_bypass', 'on', true)")
+        .execute(&mut *tx)
+        .await
+        .map_err(AuditError::db("entering system context"))?;
+    Ok(tx)
+}
+
+/// A transaction scoped to one tenant (row-level security shows only its rows).
+pub(crate) async fn tenant_tx(pool: &PgPool, tenant: &TenantId) -> Result<Transaction<'static, Postgres>, AuditError> {
+    let mut tx = pool.begin().await.map_err(AuditError::db("beginning an audit transaction"))?;
+    sqlx::query("SELECT set_config('enclave.tenant_id', $1, true)")
+        .bind(tenant.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(AuditError::db("setting the tenant context"))?;
+    Ok(tx)
+}
+
+/// Months (year*12 + month0) whose partitions this process has already ensured.
+#[derive(Default)]
+pub(crate) struct PartitionCache(HashSet<i32>);
+
+fn month_key(t: &DateTime<Utc>) -> i32 {
+    t.year() * 12 + t.month0() as i32
+}
+
+impl PartitionCache {
+    async fn ensure(&mut self, tx: &mut Transaction<'static, Postgres>, at: DateTime<Utc>) -> Result<(), AuditError> {
+        if self.0.contains(&month_key(&at)) {
+            return Ok(());
+        }
+        sqlx::query("SELECT audit_ensure_partition($1)")
+            .bind(at)
+            .execute(&mut **tx)
+            .await
+            .map_err(AuditError::db("creating an audit partition"))?;
+        self.0.insert(month_key(&at));
+        Ok(())
+    }
+
+    /// Creates this month's and next month's partitions (writer start-up).
+    pub async fn ensure_now(&mut self, pool: &PgPool) -> Result<(), AuditError> {
+        let mut tx = system_tx(pool).await?;
+        let now = Utc::now();
+        self.ensure(&mut tx, now).await?;
+        self.ensure(&mut tx, now + chrono::Duration::days(32)).await?;
+        tx.commit().await.map_err(AuditError::db("committing partitions"))
+    }
+}
+
+struct Head {
+    seq: u64,
+    hash: ChainHash,
+    last: DateTime<Utc>,
+}
+
+/// Locks the chain heads of `tenants` (sorted, so concurrent writers lock in the same order).
+async fn lock_heads(
+    tx: &mut Transaction<'static, Postgres>,
+    tenants: &[Uuid],
+) -> Result<BTreeMap<Uuid, Head>, AuditError> {
+    sqlx::query(
+        "INSERT INTO audit_chain_heads (tenant_id, seq, hash, last_inserted_at)
+         SELECT t, 0, $2, '-infinity' FROM unnest($1::uuid[]) AS t ORDER BY t
+         ON CONFLICT (tenant_id) DO NOTHING",
+    )
+    .bind(tenants)
+    .bind(ChainHash::GENESIS.as_bytes().as_slice())
+    .execute(&mut **tx)
+    .await
+    .map_err(AuditError::db("creating chain heads"))?;
+    let rows: Vec<(Uuid, i64, Vec<u8>, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT tenant_id, seq, hash, greatest(last_inserted_at, '1970-01-01Z')
+         FROM audit_chain_heads WHERE tenant_id = ANY($1) ORDER BY tenant_id FOR UPDATE",
+    )
+    .bind(tenants)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(AuditError::db("locking chain heads"))?;
+    let mut heads = BTreeMap::new();
+    for (t, seq, hash, last) in rows {
+        let hash = ChainHash::from_slice(&hash).ok_or_else(|| AuditError::InvalidRecord {
+            field: "audit_chain_heads.hash",
+            reason: format!("tenant {t}: stored head is not 32 bytes"),
+        })?;
+        heads.insert(t, Head { seq: u64::try_from(seq).unwrap_or(0), hash, last });
+    }
+    Ok(heads)
+}
+
+/// Columns of the batch, in UNNEST order.
+#[derive(Default)]
+struct Columns {
+    tenant: Vec<Uuid>,
+    seq: Vec<i64>,
+    inserted_at: Vec<DateTime<Utc>>,
+    record_id: Vec<Uuid>,
+    event_time: Vec<DateTime<Utc>>,
+    prev: Vec<Vec<u8>>,
+    hash: Vec<Vec<u8>>,
+    record: Vec<String>,
+}
+
+/// Chains and inserts `batch` in one transaction; returns each record's place, in input order.
+/// Seqs and hashes are assigned here, under the chain-head row locks, so several processes may
+/// append to the same tenant's chain.
+pub(crate) async fn insert_batch(
+    pool: &PgPool,
+    partitions: &mut PartitionCache,
+    batch: &[Prepared],
+) -> Result<Vec<Chained>, AuditError> {
+    let mut tx = system_tx(pool).await?;
+    let mut tenants: Vec<Uuid> = batch.iter().map(|p| p.tenant.into_uuid()).collect();
+    tenants.sort_unstable();
+    tenants.dedup();
+    let mut heads = lock_heads(&mut tx, &tenants).await?;
+    let now = Utc::now().trunc_subsecs(6);
+    let mut cols = Columns::default();
+    let mut out = Vec::with_capacity(batch.len());
+    for p in batch {
+        let Some(head) = heads.get_mut(p.tenant.as_uuid()) else {
+            return Err(AuditError::InvalidRecord { field: "tenant", reason: format!("no chain head for {}", p.tenant) });
+        };
+        let seq = head.seq + 1;
+        let hash = chain_hash(&head.hash, &p.tenant, seq, &p.value);
+        // Monotonic per tenant even if this process's clock is behind another's.
+        let inserted_at = now.max(head.last);
+        cols.tenant.push(p.tenant.into_uuid());
+        cols.seq.push(seq as i64);
+        cols.inserted_at.push(inserted_at);
+        cols.record_id.push(p.record_id);
+        cols.event_time.push(p.time);
+        cols.prev.push(head.hash.as_bytes().to_vec());
+        cols.hash.push(hash.as_bytes().to_vec());
+        cols.record.push(serde_json::to_string(&p.value).map_err(AuditError::json("audit record"))?);
+        *head = Head { seq, hash, last: inserted_at };
+        out.push(Chained { seq, hash });
+    }
+    let mut months: Vec<DateTime<Utc>> = cols.inserted_at.clone();
+    months.dedup_by_key(|t| month_key(t));
+    for m in months {
+        partitions.ensure(&mut tx, m).await?;
+    }
+    sqlx::query(
+        "INSERT INTO audit_events (tenant_id, seq, inserted_at, record_id, event_time, prev_hash, hash, record)
+         SELECT t, s, i, r, e, p, h, j::jsonb
+         FROM unnest($1::uuid[], $2::int8[], $3::timestamptz[], $4::uuid[], $5::timestamptz[],
+                     $6::bytea[], $7::bytea[], $8::text[]) AS u(t, s, i, r, e, p, h, j)",
+    )
+    .bind(&cols.tenant)
+    .bind(&cols.seq)
+    .bind(&cols.inserted_at)
+    .bind(&cols.record_id)
+    .bind(&cols.event_time)
+    .bind(&cols.prev)
+    .bind(&cols.hash)
+    .bind(&cols.record)
+    .execute(&mut *tx)
+    .await
+    .map_err(AuditError::db("inserting audit records"))?;
+    update_heads(&mut tx, &heads).await?;
+    tx.commit().await.map_err(AuditError::db("committing audit records"))?;
+    Ok(out)
+}
+
+async fn update_heads(tx: &mut Transaction<'static, Postgres>, heads: &BTreeMap<Uuid, Head>) -> Result<(), AuditError> {
+    let tenants: Vec<Uuid> = heads.keys().copied().collect();
+    let seqs: Vec<i64> = heads.values().map(|h| h.seq as i64).collect();
+    let hashes: Vec<Vec<u8>> = heads.values().map(|h| h.hash.as_bytes().to_vec()).collect();
+    let lasts: Vec<DateTime<Utc>> = heads.values().map(|h| h.last).collect();
+    sqlx::query(
+        "UPDATE audit_chain_heads h SET seq = u.s, hash = u.h, last_inserted_at = u.l, updated_at = now()
+         FROM unnest($1::uuid[], $2::int8[], $3::bytea[], $4::timestamptz[]) AS u(t, s, h, l)
+         WHERE h.tenant_id = u.t",
+    )
+    .bind(&tenants)
+    .bind(&seqs)
+    .bind(&hashes)
+    .bind(&lasts)
+    .execute(&mut **tx)
+    .await
+    .map_err(AuditError::db("advancing chain heads"))?;
+    Ok(())
+}
+
+/// Which of `ids` are already stored (spool replay after a crash between commit and truncate).
+pub(crate) async fn existing_ids(pool: &PgPool, ids: &[Uuid]) -> Result<HashSet<Uuid>, AuditError> {
+    let mut tx = system_tx(pool).await?;
+    let rows: Vec<(Uuid,)> = sqlx::query_as("SELECT record_id FROM audit_events WHERE record_id = ANY($1)")
+        .bind(ids)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(AuditError::db("checking replayed records"))?;
+    tx.commit().await.map_err(AuditError::db("checking replayed records"))?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}

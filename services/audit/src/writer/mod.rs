@@ -1,0 +1,291 @@
+//! The durable writer: an actor that group-commits appends into PostgreSQL and falls back to
+//! the local spool while the database cannot be reached.
+//!
+//! `append` returns only once the record is durable: committed (with its seq and chain hash),
+//! or fsynced into the spool. While the spool holds anything, every new record goes behind it,
+//! so replay preserves the order in which appends were acknowledged.
+
+mod spool;
+mod stream;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use enclave_domain::TenantId;
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+pub(crate) use self::spool::Spool;
+pub use self::stream::StreamAudit;
+use crate::canonical::ChainHash;
+use crate::db::{self, PartitionCache, Prepared};
+use crate::{AuditError, AuditRecord};
+
+/// How the writer runs.
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    /// The spool file (created if missing; its directory too). One per process.
+    pub spool_path: PathBuf,
+    /// Most records committed in one transaction.
+    pub max_batch: usize,
+    /// How often a spooling writer checks whether the database is back.
+    pub retry_interval: Duration,
+    /// Appends that may wait for the actor before `append` itself waits (back-pressure).
+    pub queue: usize,
+}
+
+impl WriterConfig {
+    pub fn new(spool_path: impl Into<PathBuf>) -> Self {
+        WriterConfig { spool_path: spool_path.into(), max_batch: 512, retry_interval: Duration::from_secs(1), queue: 8192 }
+    }
+}
+
+/// Where an acknowledged record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Committed to PostgreSQL at this place in the tenant's chain.
+    Database { seq: u64, hash: ChainHash },
+    /// Fsynced into the local spool; it gets its seq when the spool is replayed.
+    Spooled,
+}
+
+/// Proof that a record is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditReceipt {
+    pub record_id: Uuid,
+    pub tenant: TenantId,
+    pub durability: Durability,
+}
+
+type Ack = oneshot::Sender<Result<AuditReceipt, AuditError>>;
+
+enum Cmd {
+    Append(Box<AuditRecord>, Ack),
+    /// Replays the spool now if the database is reachable; answers whether it is empty.
+    Replay(oneshot::Sender<Result<bool, AuditError>>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Handle to the writer actor (cheap to clone; every gateway worker holds one).
+#[derive(Clone)]
+pub struct AuditWriter {
+    tx: mpsc::Sender<Cmd>,
+}
+
+impl std::fmt::Debug for AuditWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditWriter").finish_non_exhaustive()
+    }
+}
+
+impl AuditWriter {
+    /// Opens the spool (refusing a damaged one), replays it if the database is reachable, and
+    /// starts the actor on the current Tokio runtime. `pool` should connect as the application
+    /// role.
+    pub async fn start(pool: PgPool, config: WriterConfig) -> Result<AuditWriter, AuditError> {
+        let path = config.spool_path.clone();
+        let spool = tokio::task::spawn_blocking(move || Spool::open(&path))
+            .await
+            .map_err(|e| AuditError::Io { context: "opening the spool", source: std::io::Error::other(e) })??;
+        let mut actor = Actor {
+            pool,
+            spool: Arc::new(Mutex::new(spool)),
+            partitions: PartitionCache::default(),
+            config: config.clone(),
+        };
+        if let Err(e) = actor.partitions.ensure_now(&actor.pool).await {
+            tracing::warn!(error = %e, "audit partitions not ensured at start (database unreachable?)");
+        }
+        if let Err(e) = actor.replay().await {
+            tracing::warn!(error = %e, "audit spool not replayed at start");
+        }
+        let (tx, rx) = mpsc::channel(config.queue.max(1));
+        tokio::spawn(actor.run(rx));
+        Ok(AuditWriter { tx })
+    }
+
+    /// Appends `record` to its tenant's chain; returns once it is durable.
+    pub async fn append(&self, record: AuditRecord) -> Result<AuditReceipt, AuditError> {
+        let record = record.checked()?;
+        let (ack, done) = oneshot::channel();
+        self.tx.send(Cmd::Append(Box::new(record), ack)).await.map_err(|_| AuditError::WriterStopped)?;
+        done.await.map_err(|_| AuditError::WriterStopped)?
+    }
+
+    /// Starts a two-phase record for a streamed response: writes the `started` record now and
+    /// returns the guard that writes `completed` or `aborted` (also when dropped unfinished).
+    pub async fn begin_stream(&self, record: AuditRecord) -> Result<(AuditReceipt, StreamAudit), AuditError> {
+        let receipt = self.append(record.stream_started()).await?;
+        Ok((receipt, StreamAudit::new(self.clone(), record)))
+    }
+
+    /// Replays the spool now if the database is reachable; true when the spool is empty.
+    pub async fn replay_spool(&self) -> Result<bool, AuditError> {
+        let (ack, done) = oneshot::channel();
+        self.tx.send(Cmd::Replay(ack)).await.map_err(|_| AuditError::WriterStopped)?;
+        done.await.map_err(|_| AuditError::WriterStopped)?
+    }
+
+    /// Stops the actor after the appends already queued; later appends fail with
+    /// `WriterStopped`.
+    pub async fn shutdown(&self) {
+        let (ack, done) = oneshot::channel();
+        if self.tx.send(Cmd::Shutdown(ack)).await.is_ok() {
+            let _ = done.await;
+        }
+    }
+}
+
+struct Actor {
+    pool: PgPool,
+    spool: Arc<Mutex<Spool>>,
+    partitions: PartitionCache,
+    config: WriterConfig,
+}
+
+impl Actor {
+    async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
+        loop {
+            let first = if self.spool_is_empty() {
+                rx.recv().await
+            } else {
+                match tokio::time::timeout(self.config.retry_interval, rx.recv()).await {
+                    Ok(c) => c,
+                    Err(_) => {
+                        if let Err(e) = self.replay().await {
+                            tracing::debug!(error = %e, "audit spool replay deferred");
+                        }
+                        continue;
+                    }
+                }
+            };
+            let Some(first) = first else { break };
+            let mut cmds = vec![first];
+            while cmds.len() < self.config.max_batch {
+                match rx.try_recv() {
+                    Ok(c) => cmds.push(c),
+                    Err(_) => break,
+                }
+            }
+            let mut appends = Vec::with_capacity(cmds.len());
+            let mut controls = Vec::new();
+            for c in cmds {
+                match c {
+                    Cmd::Append(r, ack) => appends.push((*r, ack)),
+                    other => controls.push(other),
+                }
+            }
+            if !appends.is_empty() {
+                self.commit(appends).await;
+            }
+            for c in controls {
+                match c {
+                    Cmd::Replay(ack) => {
+                        let r = self.replay().await.map(|()| self.spool_is_empty());
+                        let _ = ack.send(r);
+                    }
+                    Cmd::Shutdown(ack) => {
+                        let _ = ack.send(());
+                        return;
+                    }
+                    Cmd::Append(..) => {}
+                }
+            }
+        }
+    }
+
+    fn spool_is_empty(&self) -> bool {
+        self.spool.lock().map(|s| s.is_empty()).unwrap_or(false)
+    }
+
+    async fn commit(&mut self, appends: Vec<(AuditRecord, Ack)>) {
+        if !self.spool_is_empty() {
+            let _ = self.replay().await;
+        }
+        if self.spool_is_empty() {
+            match self.insert(&appends).await {
+                Ok(chained) => {
+                    for ((r, ack), c) in appends.into_iter().zip(chained) {
+                        let durability = Durability::Database { seq: c.seq, hash: c.hash };
+                        let _ = ack.send(Ok(AuditReceipt { record_id: r.record_id, tenant: r.tenant, durability }));
+                    }
+                    return;
+                }
+                Err(e) if e.is_unreachable() => {
+                    tracing::warn!(error = %e, records = appends.len(), "database unreachable; spooling audit records");
+                }
+                Err(e) => return fail_all(appends, e),
+            }
+        }
+        let records: Vec<AuditRecord> = appends.iter().map(|(r, _)| r.clone()).collect();
+        let spool = self.spool.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let refs: Vec<&AuditRecord> = records.iter().collect();
+            let mut s = spool.lock().map_err(|_| AuditError::WriterStopped)?;
+            s.append(&refs)
+        })
+        .await
+        .unwrap_or(Err(AuditError::WriterStopped));
+        match written {
+            Ok(()) => {
+                for (r, ack) in appends {
+                    let _ = ack.send(Ok(AuditReceipt { record_id: r.record_id, tenant: r.tenant, durability: Durability::Spooled }));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "audit records could be stored neither in the database nor in the spool");
+                fail_all(appends, e);
+            }
+        }
+    }
+
+    async fn insert(&mut self, appends: &[(AuditRecord, Ack)]) -> Result<Vec<db::Chained>, AuditError> {
+        let prepared = appends.iter().map(|(r, _)| Prepared::new(r)).collect::<Result<Vec<_>, _>>()?;
+        db::insert_batch(&self.pool, &mut self.partitions, &prepared).await
+    }
+
+    /// Moves everything in the spool into the database, in order, then empties the spool.
+    async fn replay(&mut self) -> Result<(), AuditError> {
+        loop {
+            let spool = self.spool.clone();
+            let max = self.config.max_batch;
+            let (records, pos) = tokio::task::spawn_blocking(move || {
+                spool.lock().map_err(|_| AuditError::WriterStopped)?.read_batch(max)
+            })
+            .await
+            .unwrap_or(Err(AuditError::WriterStopped))?;
+            if records.is_empty() {
+                let spool = self.spool.clone();
+                return tokio::task::spawn_blocking(move || spool.lock().map_err(|_| AuditError::WriterStopped)?.clear())
+                    .await
+                    .unwrap_or(Err(AuditError::WriterStopped));
+            }
+            let ids: Vec<Uuid> = records.iter().map(|r| r.record_id).collect();
+            let stored = db::existing_ids(&self.pool, &ids).await?;
+            let todo = records
+                .iter()
+                .filter(|r| !stored.contains(&r.record_id))
+                .map(Prepared::new)
+                .collect::<Result<Vec<_>, _>>()?;
+            if !todo.is_empty() {
+                db::insert_batch(&self.pool, &mut self.partitions, &todo).await?;
+                tracing::info!(records = todo.len(), "replayed spooled audit records");
+            }
+            if let Ok(mut s) = self.spool.lock() {
+                s.mark_replayed(pos);
+            }
+        }
+    }
+}
+
+fn fail_all(appends: Vec<(AuditRecord, Ack)>, e: AuditError) {
+    tracing::error!(error = %e, records = appends.len(), "audit batch refused");
+    let reason = e.to_string();
+    let mut first = Some(e);
+    for (_, ack) in appends {
+        let err = first.take().unwrap_or_else(|| AuditError::BatchFailed { reason: reason.clone() });
+        let _ = ack.send(Err(err));
+    }
+}
