@@ -150,6 +150,22 @@ pub(crate) async fn insert_batch(
     partitions: &mut PartitionCache,
     batch: &[Prepared],
 ) -> Result<Vec<Chained>, AuditError> {
+    match insert_once(pool, partitions, batch).await {
+        // 23514 "no partition of relation found for row": a prune dropped a month this
+        // process had ensured. Forget what it knew and try once more.
+        Err(AuditError::Database { source: sqlx::Error::Database(e), .. }) if e.code().as_deref() == Some("23514") => {
+            partitions.0.clear();
+            insert_once(pool, partitions, batch).await
+        }
+        other => other,
+    }
+}
+
+async fn insert_once(
+    pool: &PgPool,
+    partitions: &mut PartitionCache,
+    batch: &[Prepared],
+) -> Result<Vec<Chained>, AuditError> {
     let mut tx = system_tx(pool).await?;
     let mut tenants: Vec<Uuid> = batch.iter().map(|p| p.tenant.into_uuid()).collect();
     tenants.sort_unstable();

@@ -34,11 +34,15 @@ pub struct WriterConfig {
     pub retry_interval: Duration,
     /// Appends that may wait for the actor before `append` itself waits (back-pressure).
     pub queue: usize,
+    /// How long one database attempt may take before the batch goes to the spool instead
+    /// (bounds what an outage adds to a request). A commit that did land in the meantime is
+    /// recognised by record id at replay and not stored twice.
+    pub db_timeout: Duration,
 }
 
 impl WriterConfig {
     pub fn new(spool_path: impl Into<PathBuf>) -> Self {
-        WriterConfig { spool_path: spool_path.into(), max_batch: 512, retry_interval: Duration::from_secs(1), queue: 8192 }
+        WriterConfig { spool_path: spool_path.into(), max_batch: 512, retry_interval: Duration::from_secs(1), queue: 8192, db_timeout: Duration::from_secs(2) }
     }
 }
 
@@ -94,6 +98,7 @@ impl AuditWriter {
             spool: Arc::new(Mutex::new(spool)),
             partitions: PartitionCache::default(),
             config: config.clone(),
+            last_attempt: None,
         };
         if let Err(e) = actor.partitions.ensure_now(&actor.pool).await {
             tracing::warn!(error = %e, "audit partitions not ensured at start (database unreachable?)");
@@ -121,7 +126,8 @@ impl AuditWriter {
         Ok((receipt, StreamAudit::new(self.clone(), record)))
     }
 
-    /// Replays the spool now if the database is reachable; true when the spool is empty.
+    /// Replays the spool now if the database is reachable; true when the spool is empty
+    /// afterwards, false while the database is still unreachable.
     pub async fn replay_spool(&self) -> Result<bool, AuditError> {
         let (ack, done) = oneshot::channel();
         self.tx.send(Cmd::Replay(ack)).await.map_err(|_| AuditError::WriterStopped)?;
@@ -143,6 +149,9 @@ struct Actor {
     spool: Arc<Mutex<Spool>>,
     partitions: PartitionCache,
     config: WriterConfig,
+    /// When a spooling writer last tried the database (it retries once per retry_interval,
+    /// not per batch, so an outage costs requests one fsync, not one connect timeout).
+    last_attempt: Option<std::time::Instant>,
 }
 
 impl Actor {
@@ -183,7 +192,11 @@ impl Actor {
             for c in controls {
                 match c {
                     Cmd::Replay(ack) => {
-                        let r = self.replay().await.map(|()| self.spool_is_empty());
+                        let r = match self.replay().await {
+                            Ok(()) => Ok(self.spool_is_empty()),
+                            Err(e) if e.is_unreachable() => Ok(false),
+                            Err(e) => Err(e),
+                        };
                         let _ = ack.send(r);
                     }
                     Cmd::Shutdown(ack) => {
@@ -200,8 +213,12 @@ impl Actor {
         self.spool.lock().map(|s| s.is_empty()).unwrap_or(false)
     }
 
+    fn retry_due(&self) -> bool {
+        self.last_attempt.is_none_or(|t| t.elapsed() >= self.config.retry_interval)
+    }
+
     async fn commit(&mut self, appends: Vec<(AuditRecord, Ack)>) {
-        if !self.spool_is_empty() {
+        if !self.spool_is_empty() && self.retry_due() {
             let _ = self.replay().await;
         }
         if self.spool_is_empty() {
@@ -243,7 +260,19 @@ impl Actor {
 
     async fn insert(&mut self, appends: &[(AuditRecord, Ack)]) -> Result<Vec<db::Chained>, AuditError> {
         let prepared = appends.iter().map(|(r, _)| Prepared::new(r)).collect::<Result<Vec<_>, _>>()?;
-        db::insert_batch(&self.pool, &mut self.partitions, &prepared).await
+        let timeout = self.config.db_timeout;
+        let result = tokio::time::timeout(timeout, db::insert_batch(&self.pool, &mut self.partitions, &prepared)).await;
+        self.attempted(result)
+    }
+
+    /// Flattens a timed-out database attempt into an "unreachable" error and notes the time.
+    fn attempted<T>(&mut self, r: Result<Result<T, AuditError>, tokio::time::error::Elapsed>) -> Result<T, AuditError> {
+        let r = r.unwrap_or(Err(AuditError::Database { context: "waiting for the database", source: sqlx::Error::PoolTimedOut }));
+        self.last_attempt = match &r {
+            Err(e) if e.is_unreachable() => Some(std::time::Instant::now()),
+            _ => None,
+        };
+        r
     }
 
     /// Moves everything in the spool into the database, in order, then empties the spool.
@@ -263,14 +292,17 @@ impl Actor {
                     .unwrap_or(Err(AuditError::WriterStopped));
             }
             let ids: Vec<Uuid> = records.iter().map(|r| r.record_id).collect();
-            let stored = db::existing_ids(&self.pool, &ids).await?;
+            let timeout = self.config.db_timeout;
+            let stored = tokio::time::timeout(timeout, db::existing_ids(&self.pool, &ids)).await;
+            let stored = self.attempted(stored)?;
             let todo = records
                 .iter()
                 .filter(|r| !stored.contains(&r.record_id))
                 .map(Prepared::new)
                 .collect::<Result<Vec<_>, _>>()?;
             if !todo.is_empty() {
-                db::insert_batch(&self.pool, &mut self.partitions, &todo).await?;
+                let done = tokio::time::timeout(timeout, db::insert_batch(&self.pool, &mut self.partitions, &todo)).await;
+                self.attempted(done)?;
                 tracing::info!(records = todo.len(), "replayed spooled audit records");
             }
             if let Ok(mut s) = self.spool.lock() {
