@@ -24,7 +24,9 @@ pub struct ApiKeySecret {
 
 impl std::fmt::Debug for ApiKeySecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiKeySecret").field("prefix", &self.prefix).finish_non_exhaustive()
+        f.debug_struct("ApiKeySecret")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
     }
 }
 
@@ -33,7 +35,11 @@ impl ApiKeySecret {
         let prefix = format!("{API_KEY_PREFIX}{}", random_alphanumeric(PREFIX_CHARS));
         let secret = random_token();
         let secret_hash = sha256(secret.as_bytes());
-        ApiKeySecret { full: format!("{prefix}_{secret}"), prefix, secret_hash }
+        ApiKeySecret {
+            full: format!("{prefix}_{secret}"),
+            prefix,
+            secret_hash,
+        }
     }
 }
 
@@ -52,8 +58,13 @@ impl<'a> ParsedApiKey<'a> {
         let shape_ok = id.len() == PREFIX_CHARS
             && id.bytes().all(|b| b.is_ascii_alphanumeric())
             && secret.len() == SECRET_CHARS
-            && secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        shape_ok.then(|| ParsedApiKey { prefix: &text[..API_KEY_PREFIX.len() + PREFIX_CHARS], secret })
+            && secret
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        shape_ok.then(|| ParsedApiKey {
+            prefix: &text[..API_KEY_PREFIX.len() + PREFIX_CHARS],
+            secret,
+        })
     }
 
     /// Constant-time comparison of the secret's hash with the stored one.
@@ -81,11 +92,14 @@ pub struct CreatedApiKey {
 
 impl std::fmt::Debug for CreatedApiKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CreatedApiKey").field("record", &self.record).finish_non_exhaustive()
+        f.debug_struct("CreatedApiKey")
+            .field("record", &self.record)
+            .finish_non_exhaustive()
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -98,7 +112,10 @@ mod tests {
         assert!(parsed.matches(&k.secret_hash));
         let other = ApiKeySecret::generate();
         assert!(!parsed.matches(&other.secret_hash));
-        assert!(!format!("{k:?}").contains(&k.full[k.prefix.len() + 1..]), "Debug must not print the secret");
+        assert!(
+            !format!("{k:?}").contains(&k.full[k.prefix.len() + 1..]),
+            "Debug must not print the secret"
+        );
     }
 
     #[test]

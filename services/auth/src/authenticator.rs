@@ -7,15 +7,16 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use enclave_domain::{ApiKeyId, Email, Principal, Role, TenantId, UserId};
 use enclave_store::{
-    Membership, NewApiKey, NewRefreshToken, NewUser, Rotation, Store, ThrottlePolicy, User, UserStatus,
+    Membership, NewApiKey, NewRefreshToken, NewUser, Rotation, Store, ThrottlePolicy, User,
+    UserStatus,
 };
 use serde::Serialize;
 
+use crate::AuthError;
 use crate::api_key::{ApiKeySecret, CreatedApiKey, NewApiKeyRequest, ParsedApiKey};
 use crate::jwt::{AccessClaims, KeyRing};
 use crate::password::{PasswordHasher, PasswordPolicy};
 use crate::secret::{random_token, sha256};
-use crate::AuthError;
 
 const REFRESH_PREFIX: &str = "ert_";
 
@@ -66,7 +67,9 @@ pub struct TokenPair {
 
 impl std::fmt::Debug for TokenPair {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenPair").field("principal", &self.principal).finish_non_exhaustive()
+        f.debug_struct("TokenPair")
+            .field("principal", &self.principal)
+            .finish_non_exhaustive()
     }
 }
 
@@ -101,7 +104,13 @@ impl Authenticator {
         let keys = KeyRing::load_or_init(store.clone(), cfg.key_refresh).await?;
         let passwords = PasswordHasher::new(cfg.password)?;
         Ok(Authenticator {
-            inner: Arc::new(Inner { store, cfg, keys, passwords, user_status: Mutex::default() }),
+            inner: Arc::new(Inner {
+                store,
+                cfg,
+                keys,
+                passwords,
+                user_status: Mutex::default(),
+            }),
         })
     }
 
@@ -133,7 +142,13 @@ impl Authenticator {
 
     async fn authenticate_api_key(&self, text: &str) -> Result<Principal, AuthError> {
         let parsed = ParsedApiKey::parse(text).ok_or(AuthError::InvalidApiKey)?;
-        let Some(stored) = self.inner.store.api_keys().find_by_prefix(parsed.prefix).await? else {
+        let Some(stored) = self
+            .inner
+            .store
+            .api_keys()
+            .find_by_prefix(parsed.prefix)
+            .await?
+        else {
             return Err(AuthError::InvalidApiKey);
         };
         if !parsed.matches(&stored.secret_hash) {
@@ -164,15 +179,26 @@ impl Authenticator {
 
     async fn authenticate_access_token(&self, token: &str) -> Result<Principal, AuthError> {
         let cfg = &self.inner.cfg;
-        let claims = self.inner.keys.verify(token, &cfg.issuer, &cfg.audience).await?;
-        let user = UserId::parse(&claims.sub).map_err(|_| AuthError::InvalidToken { reason: "bad subject" })?;
-        let role: Role = claims.role.parse().map_err(|_| AuthError::InvalidToken { reason: "bad role" })?;
+        let claims = self
+            .inner
+            .keys
+            .verify(token, &cfg.issuer, &cfg.audience)
+            .await?;
+        let user = UserId::parse(&claims.sub).map_err(|_| AuthError::InvalidToken {
+            reason: "bad subject",
+        })?;
+        let role: Role = claims
+            .role
+            .parse()
+            .map_err(|_| AuthError::InvalidToken { reason: "bad role" })?;
         let tenant = claims
             .tenant
             .as_deref()
             .map(TenantId::parse)
             .transpose()
-            .map_err(|_| AuthError::InvalidToken { reason: "bad tenant" })?;
+            .map_err(|_| AuthError::InvalidToken {
+                reason: "bad tenant",
+            })?;
         match self.user_status(&user).await? {
             Some(s) if s.active && (role != Role::PlatformAdmin || s.is_platform_admin) => {}
             _ => return Err(AuthError::UserInactive),
@@ -218,19 +244,28 @@ impl Authenticator {
             && let Some(until) = state.locked_until
             && until > Utc::now()
         {
-            let secs = (until - Utc::now()).num_milliseconds().max(0).unsigned_abs().div_ceil(1000);
-            return Err(AuthError::Throttled { retry_after_secs: secs.max(1) });
+            let secs = (until - Utc::now())
+                .num_milliseconds()
+                .max(0)
+                .unsigned_abs()
+                .div_ceil(1000);
+            return Err(AuthError::Throttled {
+                retry_after_secs: secs.max(1),
+            });
         }
         let user = match self.check_password(req.email, req.password).await? {
             Some(user) => user,
             None => {
-                throttle.record_failure(&throttle_key, req.client_ip, &self.inner.cfg.throttle).await?;
+                throttle
+                    .record_failure(&throttle_key, req.client_ip, &self.inner.cfg.throttle)
+                    .await?;
                 return Err(AuthError::InvalidCredentials);
             }
         };
         throttle.clear(&throttle_key, req.client_ip).await?;
         let (tenant, role) = self.session_role(&user, req.tenant).await?;
-        self.issue_pair(&user.id, tenant, role, uuid::Uuid::now_v7()).await
+        self.issue_pair(&user.id, tenant, role, uuid::Uuid::now_v7())
+            .await
     }
 
     /// The live, enabled user whose password matches; `None` otherwise, after the same work.
@@ -240,8 +275,14 @@ impl Authenticator {
             passwords.burn(password);
             return Ok(None);
         };
-        let creds = self.inner.store.users().credentials_by_email(&email).await?;
-        let Some((creds, hash)) = creds.and_then(|c| c.password_hash.clone().map(|h| (c, h))) else {
+        let creds = self
+            .inner
+            .store
+            .users()
+            .credentials_by_email(&email)
+            .await?;
+        let Some((creds, hash)) = creds.and_then(|c| c.password_hash.clone().map(|h| (c, h)))
+        else {
             passwords.burn(password);
             return Ok(None);
         };
@@ -250,11 +291,16 @@ impl Authenticator {
     }
 
     /// Which tenant and role the session gets.
-    async fn session_role(&self, user: &User, tenant: Option<TenantId>) -> Result<(Option<TenantId>, Role), AuthError> {
+    async fn session_role(
+        &self,
+        user: &User,
+        tenant: Option<TenantId>,
+    ) -> Result<(Option<TenantId>, Role), AuthError> {
         if user.is_platform_admin {
             return Ok((tenant, Role::PlatformAdmin));
         }
-        let memberships: Vec<Membership> = self.inner.store.memberships().for_user(&user.id).await?;
+        let memberships: Vec<Membership> =
+            self.inner.store.memberships().for_user(&user.id).await?;
         let chosen = match tenant {
             Some(t) => memberships.into_iter().find(|m| m.tenant_id == t),
             None if memberships.len() == 1 => memberships.into_iter().next(),
@@ -266,20 +312,34 @@ impl Authenticator {
         Ok((Some(m.tenant_id), m.role))
     }
 
-    async fn issue_pair(&self, user: &UserId, tenant: Option<TenantId>, role: Role, family: uuid::Uuid) -> Result<TokenPair, AuthError> {
+    async fn issue_pair(
+        &self,
+        user: &UserId,
+        tenant: Option<TenantId>,
+        role: Role,
+        family: uuid::Uuid,
+    ) -> Result<TokenPair, AuthError> {
         let refresh = format!("{REFRESH_PREFIX}{}", random_token());
         let new = NewRefreshToken {
             user_id: *user,
             tenant_id: tenant,
             family_id: family,
             token_hash: sha256(refresh.as_bytes()),
-            expires_at: Utc::now() + chrono::Duration::from_std(self.inner.cfg.refresh_ttl).unwrap_or(chrono::Duration::days(30)),
+            expires_at: Utc::now()
+                + chrono::Duration::from_std(self.inner.cfg.refresh_ttl)
+                    .unwrap_or(chrono::Duration::days(30)),
         };
         self.inner.store.refresh_tokens().insert(&new).await?;
         self.pair_with(user, tenant, role, refresh).await
     }
 
-    async fn pair_with(&self, user: &UserId, tenant: Option<TenantId>, role: Role, refresh: String) -> Result<TokenPair, AuthError> {
+    async fn pair_with(
+        &self,
+        user: &UserId,
+        tenant: Option<TenantId>,
+        role: Role,
+        refresh: String,
+    ) -> Result<TokenPair, AuthError> {
         let access_token = self.issue_access_token(user, tenant, role).await?;
         Ok(TokenPair {
             access_token,
@@ -291,7 +351,12 @@ impl Authenticator {
     }
 
     /// A signed access token for `user` acting as `role` in `tenant`.
-    pub async fn issue_access_token(&self, user: &UserId, tenant: Option<TenantId>, role: Role) -> Result<String, AuthError> {
+    pub async fn issue_access_token(
+        &self,
+        user: &UserId,
+        tenant: Option<TenantId>,
+        role: Role,
+    ) -> Result<String, AuthError> {
         let cfg = &self.inner.cfg;
         let now = Utc::now().timestamp();
         let ttl = i64::try_from(cfg.access_ttl.as_secs()).unwrap_or(900);
@@ -318,9 +383,17 @@ impl Authenticator {
             tenant_id: None,
             family_id: uuid::Uuid::nil(),
             token_hash: sha256(next.as_bytes()),
-            expires_at: Utc::now() + chrono::Duration::from_std(self.inner.cfg.refresh_ttl).unwrap_or(chrono::Duration::days(30)),
+            expires_at: Utc::now()
+                + chrono::Duration::from_std(self.inner.cfg.refresh_ttl)
+                    .unwrap_or(chrono::Duration::days(30)),
         };
-        let rotated = match self.inner.store.refresh_tokens().rotate(&presented, placeholder).await? {
+        let rotated = match self
+            .inner
+            .store
+            .refresh_tokens()
+            .rotate(&presented, placeholder)
+            .await?
+        {
             Rotation::Rotated { next, .. } => next,
             Rotation::Reused { family_id, user_id } => {
                 tracing::warn!(user = %user_id, family = %family_id, "refresh token reuse: session family revoked");
@@ -332,7 +405,9 @@ impl Authenticator {
         // The role is re-derived now: a removed membership or a disabled account ends the session.
         let user = match self.inner.store.users().get(&rotated.user_id).await {
             Ok(u) if !u.disabled => u,
-            Ok(_) | Err(enclave_store::StoreError::NotFound { .. }) => return Err(AuthError::UserInactive),
+            Ok(_) | Err(enclave_store::StoreError::NotFound { .. }) => {
+                return Err(AuthError::UserInactive);
+            }
             Err(e) => return Err(e.into()),
         };
         let (tenant, role) = self.session_role(&user, rotated.tenant_id).await?;
@@ -342,39 +417,62 @@ impl Authenticator {
     /// Ends the session the refresh token belongs to (idempotent; unknown tokens are ignored).
     pub async fn logout(&self, refresh_token: &str) -> Result<(), AuthError> {
         let presented = sha256(refresh_token.trim().as_bytes());
-        self.inner.store.refresh_tokens().revoke_family_of(&presented).await?;
+        self.inner
+            .store
+            .refresh_tokens()
+            .revoke_family_of(&presented)
+            .await?;
         Ok(())
     }
 
     /// Creates a key for `tenant`; the returned `key` text is shown once and never stored.
-    pub async fn create_api_key(&self, tenant: &TenantId, req: NewApiKeyRequest) -> Result<CreatedApiKey, AuthError> {
+    pub async fn create_api_key(
+        &self,
+        tenant: &TenantId,
+        req: NewApiKeyRequest,
+    ) -> Result<CreatedApiKey, AuthError> {
         let secret = ApiKeySecret::generate();
         let record = self
             .inner
             .store
             .api_keys()
-            .create(tenant, NewApiKey {
-                name: req.name,
-                prefix: secret.prefix.clone(),
-                secret_hash: secret.secret_hash,
-                scopes: req.scopes,
-                expires_at: req.expires_at,
-                created_by: req.created_by,
-                requests_per_minute: req.requests_per_minute,
-                tokens_per_minute: req.tokens_per_minute,
-            })
+            .create(
+                tenant,
+                NewApiKey {
+                    name: req.name,
+                    prefix: secret.prefix.clone(),
+                    secret_hash: secret.secret_hash,
+                    scopes: req.scopes,
+                    expires_at: req.expires_at,
+                    created_by: req.created_by,
+                    requests_per_minute: req.requests_per_minute,
+                    tokens_per_minute: req.tokens_per_minute,
+                },
+            )
             .await?;
-        Ok(CreatedApiKey { record, key: secret.full })
+        Ok(CreatedApiKey {
+            record,
+            key: secret.full,
+        })
     }
 
     /// Creates a user with a password (policy-checked, argon2id-hashed).
-    pub async fn create_user(&self, email: &Email, password: &str, is_platform_admin: bool) -> Result<User, AuthError> {
+    pub async fn create_user(
+        &self,
+        email: &Email,
+        password: &str,
+        is_platform_admin: bool,
+    ) -> Result<User, AuthError> {
         let hash = self.inner.passwords.hash(password)?;
         let user = self
             .inner
             .store
             .users()
-            .create(NewUser { email: email.clone(), password_hash: Some(hash), is_platform_admin })
+            .create(NewUser {
+                email: email.clone(),
+                password_hash: Some(hash),
+                is_platform_admin,
+            })
             .await?;
         Ok(user)
     }
@@ -382,16 +480,32 @@ impl Authenticator {
     /// Sets a new password and ends every session of the user.
     pub async fn set_password(&self, user: &UserId, password: &str) -> Result<(), AuthError> {
         let hash = self.inner.passwords.hash(password)?;
-        self.inner.store.users().set_password_hash(user, &hash).await?;
-        self.inner.store.refresh_tokens().revoke_all_for_user(user).await?;
+        self.inner
+            .store
+            .users()
+            .set_password_hash(user, &hash)
+            .await?;
+        self.inner
+            .store
+            .refresh_tokens()
+            .revoke_all_for_user(user)
+            .await?;
         Ok(())
     }
 
     /// Disables (or re-enables) a user; outstanding access tokens stop working at once here.
     pub async fn set_user_disabled(&self, user: &UserId, disabled: bool) -> Result<(), AuthError> {
-        self.inner.store.users().set_disabled(user, disabled).await?;
+        self.inner
+            .store
+            .users()
+            .set_disabled(user, disabled)
+            .await?;
         if disabled {
-            self.inner.store.refresh_tokens().revoke_all_for_user(user).await?;
+            self.inner
+                .store
+                .refresh_tokens()
+                .revoke_all_for_user(user)
+                .await?;
         }
         self.forget_user(user);
         Ok(())

@@ -66,7 +66,9 @@ impl AuthError {
     pub fn http_status(&self) -> u16 {
         match self {
             AuthError::Throttled { .. } => 429,
-            AuthError::TenantRequired | AuthError::InvalidInput { .. } | AuthError::WeakPassword { .. } => 422,
+            AuthError::TenantRequired
+            | AuthError::InvalidInput { .. }
+            | AuthError::WeakPassword { .. } => 422,
             AuthError::Store(StoreError::NotFound { .. }) => 404,
             AuthError::Store(StoreError::Conflict { .. }) => 409,
             AuthError::Store(StoreError::Invalid { .. }) => 422,

@@ -31,7 +31,10 @@ pub struct AccessClaims {
 
 /// PKCS#8 v1 wrapping of an Ed25519 seed (RFC 8410): a fixed 16-byte header, then the seed.
 fn ed25519_pkcs8(seed: &[u8; 32]) -> Vec<u8> {
-    const HEADER: [u8; 16] = [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+    const HEADER: [u8; 16] = [
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
     let mut der = HEADER.to_vec();
     der.extend_from_slice(seed);
     der
@@ -57,7 +60,11 @@ impl KeyRing {
     pub async fn load_or_init(store: Store, refresh: Duration) -> Result<KeyRing, AuthError> {
         let ring = KeyRing {
             store,
-            ring: RwLock::new(Arc::new(Ring { signer: None, verifiers: HashMap::new(), loaded_at: Instant::now() })),
+            ring: RwLock::new(Arc::new(Ring {
+                signer: None,
+                verifiers: HashMap::new(),
+                loaded_at: Instant::now(),
+            })),
             refresh,
             last_miss_reload: std::sync::Mutex::new(None),
         };
@@ -75,11 +82,22 @@ impl KeyRing {
     /// Generates a new Ed25519 key and makes it the signing key; returns its `kid`.
     pub async fn rotate(&self) -> Result<String, AuthError> {
         let seed: [u8; 32] = random_bytes();
-        let public = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key().to_bytes();
-        let kid = format!("k{}-{}", chrono::Utc::now().format("%Y%m%d"), random_alphanumeric(8));
+        let public = ed25519_dalek::SigningKey::from_bytes(&seed)
+            .verifying_key()
+            .to_bytes();
+        let kid = format!(
+            "k{}-{}",
+            chrono::Utc::now().format("%Y%m%d"),
+            random_alphanumeric(8)
+        );
         // Sealing: stored as `plain`, i.e. protected by database access control (only the
         // owner and application roles can read `signing_keys`). See the crate docs.
-        let new = NewSigningKey { kid: kid.clone(), public_key: public, private_key: seed.to_vec(), seal: KeySeal::Plain };
+        let new = NewSigningKey {
+            kid: kid.clone(),
+            public_key: public,
+            private_key: seed.to_vec(),
+            seal: KeySeal::Plain,
+        };
         self.store.signing_keys().rotate_in(new).await?;
         self.reload().await?;
         Ok(kid)
@@ -118,36 +136,68 @@ impl KeyRing {
     /// Signs `claims` with the active key (`alg: EdDSA`, `kid` set).
     pub async fn sign(&self, claims: &AccessClaims) -> Result<String, AuthError> {
         let ring = self.fresh_snapshot().await?;
-        let (kid, key) = ring.signer.as_ref().ok_or_else(|| AuthError::Crypto("no active signing key".into()))?;
+        let (kid, key) = ring
+            .signer
+            .as_ref()
+            .ok_or_else(|| AuthError::Crypto("no active signing key".into()))?;
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(kid.clone());
-        jsonwebtoken::encode(&header, claims, key).map_err(|e| AuthError::Crypto(format!("jwt encode: {e}")))
+        jsonwebtoken::encode(&header, claims, key)
+            .map_err(|e| AuthError::Crypto(format!("jwt encode: {e}")))
     }
 
     /// Verifies signature, algorithm (EdDSA only), kid, expiry, issuer and audience.
-    pub async fn verify(&self, token: &str, issuer: &str, audience: &str) -> Result<AccessClaims, AuthError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::InvalidToken { reason: "malformed" })?;
+    pub async fn verify(
+        &self,
+        token: &str,
+        issuer: &str,
+        audience: &str,
+    ) -> Result<AccessClaims, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::InvalidToken {
+            reason: "malformed",
+        })?;
         // Pinned before any key is chosen: refuses `none`, HS256-with-the-public-key and
         // every other algorithm confusion.
         if header.alg != Algorithm::EdDSA {
-            return Err(AuthError::InvalidToken { reason: "algorithm not allowed" });
+            return Err(AuthError::InvalidToken {
+                reason: "algorithm not allowed",
+            });
         }
-        let kid = header.kid.ok_or(AuthError::InvalidToken { reason: "missing kid" })?;
-        let key = self.verifier(&kid).await?.ok_or(AuthError::InvalidToken { reason: "unknown signing key" })?;
+        let kid = header.kid.ok_or(AuthError::InvalidToken {
+            reason: "missing kid",
+        })?;
+        let key = self.verifier(&kid).await?.ok_or(AuthError::InvalidToken {
+            reason: "unknown signing key",
+        })?;
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
         validation.leeway = 5;
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &key, &validation).map_err(|e| match e.kind() {
-            ErrorKind::ExpiredSignature => AuthError::ExpiredToken,
-            ErrorKind::InvalidSignature => AuthError::InvalidToken { reason: "bad signature" },
-            ErrorKind::InvalidIssuer => AuthError::InvalidToken { reason: "wrong issuer" },
-            ErrorKind::InvalidAudience => AuthError::InvalidToken { reason: "wrong audience" },
-            ErrorKind::ImmatureSignature => AuthError::InvalidToken { reason: "not yet valid" },
-            ErrorKind::InvalidAlgorithm => AuthError::InvalidToken { reason: "algorithm not allowed" },
-            _ => AuthError::InvalidToken { reason: "malformed" },
-        })?;
+        let data =
+            jsonwebtoken::decode::<AccessClaims>(token, &key, &validation).map_err(|e| match e
+                .kind()
+            {
+                ErrorKind::ExpiredSignature => AuthError::ExpiredToken,
+                ErrorKind::InvalidSignature => AuthError::InvalidToken {
+                    reason: "bad signature",
+                },
+                ErrorKind::InvalidIssuer => AuthError::InvalidToken {
+                    reason: "wrong issuer",
+                },
+                ErrorKind::InvalidAudience => AuthError::InvalidToken {
+                    reason: "wrong audience",
+                },
+                ErrorKind::ImmatureSignature => AuthError::InvalidToken {
+                    reason: "not yet valid",
+                },
+                ErrorKind::InvalidAlgorithm => AuthError::InvalidToken {
+                    reason: "algorithm not allowed",
+                },
+                _ => AuthError::InvalidToken {
+                    reason: "malformed",
+                },
+            })?;
         Ok(data.claims)
     }
 
@@ -181,22 +231,37 @@ fn build_ring(records: &[SigningKeyRecord]) -> Result<Ring, AuthError> {
         verifiers.insert(r.kid.clone(), DecodingKey::from_ed_der(&r.public_key));
         if r.status == KeyStatus::Active {
             if r.seal != KeySeal::Plain {
-                return Err(AuthError::Crypto(format!("signing key {} is sealed with {}, which this build cannot open", r.kid, r.seal.as_str())));
+                return Err(AuthError::Crypto(format!(
+                    "signing key {} is sealed with {}, which this build cannot open",
+                    r.kid,
+                    r.seal.as_str()
+                )));
             }
-            let seed: [u8; 32] = r.private_key.as_slice().try_into()
-                .map_err(|_| AuthError::Crypto(format!("signing key {} has a malformed private key", r.kid)))?;
-            signer = Some((r.kid.clone(), EncodingKey::from_ed_der(&ed25519_pkcs8(&seed))));
+            let seed: [u8; 32] = r.private_key.as_slice().try_into().map_err(|_| {
+                AuthError::Crypto(format!("signing key {} has a malformed private key", r.kid))
+            })?;
+            signer = Some((
+                r.kid.clone(),
+                EncodingKey::from_ed_der(&ed25519_pkcs8(&seed)),
+            ));
         }
     }
-    Ok(Ring { signer, verifiers, loaded_at: Instant::now() })
+    Ok(Ring {
+        signer,
+        verifiers,
+        loaded_at: Instant::now(),
+    })
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     #[test]
     fn pkcs8_wrapping_is_what_jsonwebtoken_signs_with() {
         let seed = [7u8; 32];
-        let public = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key().to_bytes();
+        let public = ed25519_dalek::SigningKey::from_bytes(&seed)
+            .verifying_key()
+            .to_bytes();
         let enc = jsonwebtoken::EncodingKey::from_ed_der(&super::ed25519_pkcs8(&seed));
         let dec = jsonwebtoken::DecodingKey::from_ed_der(&public);
         let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);

@@ -14,7 +14,10 @@ pub struct PasswordPolicy {
 
 impl Default for PasswordPolicy {
     fn default() -> Self {
-        PasswordPolicy { min_chars: 10, max_bytes: 1024 }
+        PasswordPolicy {
+            min_chars: 10,
+            max_bytes: 1024,
+        }
     }
 }
 
@@ -41,7 +44,9 @@ impl PasswordHasher {
             });
         }
         if password.len() > self.policy.max_bytes {
-            return Err(AuthError::WeakPassword { reason: format!("must be at most {} bytes", self.policy.max_bytes) });
+            return Err(AuthError::WeakPassword {
+                reason: format!("must be at most {} bytes", self.policy.max_bytes),
+            });
         }
         hash_raw(password.as_bytes())
     }
@@ -55,7 +60,9 @@ impl PasswordHasher {
             return false;
         }
         match PasswordHash::new(phc) {
-            Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
+            Ok(parsed) => Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok(),
             Err(e) => {
                 tracing::error!(error = %e, "stored password hash does not parse");
                 false
@@ -81,6 +88,7 @@ fn hash_raw(password: &[u8]) -> Result<String, AuthError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -100,6 +108,9 @@ mod tests {
     fn policy_bounds_length() {
         let h = PasswordHasher::new(PasswordPolicy::default()).unwrap();
         assert_eq!(h.hash("short").unwrap_err().code(), "weak_password");
-        assert_eq!(h.hash(&"x".repeat(1025)).unwrap_err().code(), "weak_password");
+        assert_eq!(
+            h.hash(&"x".repeat(1025)).unwrap_err().code(),
+            "weak_password"
+        );
     }
 }

@@ -107,7 +107,9 @@ impl RequestId {
             return Err(DomainError::InvalidRequestId { reason: "empty" });
         }
         if s.len() > Self::MAX_LEN {
-            return Err(DomainError::InvalidRequestId { reason: "longer than 128 characters" });
+            return Err(DomainError::InvalidRequestId {
+                reason: "longer than 128 characters",
+            });
         }
         let ok = s
             .bytes()
@@ -158,6 +160,7 @@ impl From<RequestId> for String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -187,7 +190,10 @@ mod tests {
 
     #[test]
     fn request_ids_accept_sane_caller_values_only() {
-        assert_eq!(RequestId::parse("abc-123_x.y:z").unwrap().as_str(), "abc-123_x.y:z");
+        assert_eq!(
+            RequestId::parse("abc-123_x.y:z").unwrap().as_str(),
+            "abc-123_x.y:z"
+        );
         for bad in ["", "a b", "x\ny", "é", &"a".repeat(129)] {
             assert!(RequestId::parse(bad).is_err(), "{bad:?} should be refused");
         }

@@ -23,7 +23,12 @@ pub struct Principal {
 impl Principal {
     /// A user acting with `role` (its scopes follow from the role).
     pub fn user(user: UserId, tenant_id: Option<TenantId>, role: Role) -> Self {
-        Principal { actor: Actor::User(user), tenant_id, role, scopes: role.scopes() }
+        Principal {
+            actor: Actor::User(user),
+            tenant_id,
+            role,
+            scopes: role.scopes(),
+        }
     }
 
     /// An API key of `tenant` with its own scope list. Its role is informational (`tenant_admin`
@@ -37,7 +42,12 @@ impl Principal {
         } else {
             Role::Developer
         };
-        Principal { actor: Actor::ApiKey(key), tenant_id: Some(tenant), role, scopes }
+        Principal {
+            actor: Actor::ApiKey(key),
+            tenant_id: Some(tenant),
+            role,
+            scopes,
+        }
     }
 
     pub fn is_platform_admin(&self) -> bool {
@@ -64,6 +74,7 @@ impl Principal {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -75,8 +86,14 @@ mod tests {
         assert_eq!(p.role, Role::Developer);
         assert!(p.allows(Scope::Inference) && !p.allows(Scope::Admin));
         assert_eq!(p.api_key_id(), Some(k));
-        assert_eq!(Principal::api_key(k, t, Scopes::from_iter([Scope::Admin])).role, Role::TenantAdmin);
-        assert_eq!(Principal::api_key(k, t, Scopes::from_iter([Scope::AuditRead])).role, Role::Auditor);
+        assert_eq!(
+            Principal::api_key(k, t, Scopes::from_iter([Scope::Admin])).role,
+            Role::TenantAdmin
+        );
+        assert_eq!(
+            Principal::api_key(k, t, Scopes::from_iter([Scope::AuditRead])).role,
+            Role::Auditor
+        );
     }
 
     #[test]

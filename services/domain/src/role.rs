@@ -17,7 +17,12 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::PlatformAdmin, Role::TenantAdmin, Role::Developer, Role::Auditor];
+    pub const ALL: [Role; 4] = [
+        Role::PlatformAdmin,
+        Role::TenantAdmin,
+        Role::Developer,
+        Role::Auditor,
+    ];
     /// Roles a membership can carry (platform admin is not held per tenant).
     pub const TENANT_ROLES: [Role; 3] = [Role::TenantAdmin, Role::Developer, Role::Auditor];
 
@@ -66,6 +71,7 @@ impl FromStr for Role {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -77,7 +83,10 @@ mod tests {
             assert_eq!(json, format!("\"{role}\""));
         }
         assert_eq!("owner".parse::<Role>().unwrap_err().code(), "unknown_role");
-        assert_eq!("TENANT_ADMIN".parse::<Role>().unwrap_err().code(), "unknown_role");
+        assert_eq!(
+            "TENANT_ADMIN".parse::<Role>().unwrap_err().code(),
+            "unknown_role"
+        );
     }
 
     #[test]

@@ -108,7 +108,11 @@ impl Scopes {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        names.into_iter().map(|n| n.as_ref().parse()).collect::<Result<BTreeSet<_>, _>>().map(Scopes)
+        names
+            .into_iter()
+            .map(|n| n.as_ref().parse())
+            .collect::<Result<BTreeSet<_>, _>>()
+            .map(Scopes)
     }
 }
 
@@ -142,6 +146,7 @@ impl FromStr for Scopes {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -149,16 +154,25 @@ mod tests {
     fn scope_names_round_trip() {
         for scope in Scope::ALL {
             assert_eq!(scope.as_str().parse::<Scope>().unwrap(), scope);
-            assert_eq!(serde_json::to_string(&scope).unwrap(), format!("\"{scope}\""));
+            assert_eq!(
+                serde_json::to_string(&scope).unwrap(),
+                format!("\"{scope}\"")
+            );
         }
-        assert_eq!("adapters:delete".parse::<Scope>().unwrap_err().code(), "unknown_scope");
+        assert_eq!(
+            "adapters:delete".parse::<Scope>().unwrap_err().code(),
+            "unknown_scope"
+        );
     }
 
     #[test]
     fn scopes_parse_dedupe_and_serialise_as_a_list() {
         let scopes: Scopes = "inference, audit:read inference".parse().unwrap();
         assert_eq!(scopes.to_strings(), ["inference", "audit:read"]);
-        assert_eq!(serde_json::to_string(&scopes).unwrap(), r#"["inference","audit:read"]"#);
+        assert_eq!(
+            serde_json::to_string(&scopes).unwrap(),
+            r#"["inference","audit:read"]"#
+        );
         let back: Scopes = serde_json::from_str(r#"["audit:read","inference"]"#).unwrap();
         assert_eq!(back, scopes);
         assert!(serde_json::from_str::<Scopes>(r#"["root"]"#).is_err());

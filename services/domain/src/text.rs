@@ -16,11 +16,19 @@ impl TenantSlug {
     pub const MAX_LEN: usize = 40;
 
     pub fn parse(s: &str) -> Result<Self, DomainError> {
-        let fail = |reason| Err(DomainError::InvalidSlug { value: s.chars().take(64).collect(), reason });
+        let fail = |reason| {
+            Err(DomainError::InvalidSlug {
+                value: s.chars().take(64).collect(),
+                reason,
+            })
+        };
         if s.len() < Self::MIN_LEN || s.len() > Self::MAX_LEN {
             return fail("must be 3 to 40 characters long");
         }
-        if !s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+        if !s
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
             return fail("only lowercase letters, digits and '-' are allowed");
         }
         if !s.as_bytes()[0].is_ascii_lowercase() {
@@ -62,7 +70,9 @@ impl Email {
             return fail("the part before '@' must be 1 to 64 characters without '@'");
         }
         let labels_ok = domain.split('.').all(|l| {
-            !l.is_empty() && !l.starts_with('-') && !l.ends_with('-')
+            !l.is_empty()
+                && !l.starts_with('-')
+                && !l.ends_with('-')
                 && l.chars().all(|c| c.is_alphanumeric() || c == '-')
         });
         if !labels_ok {
@@ -111,6 +121,7 @@ text_impls!(TenantSlug);
 text_impls!(Email);
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -138,10 +149,26 @@ mod tests {
 
     #[test]
     fn emails_are_normalised() {
-        assert_eq!(Email::parse("  Alice@Example.COM ").unwrap().as_str(), "alice@example.com");
+        assert_eq!(
+            Email::parse("  Alice@Example.COM ").unwrap().as_str(),
+            "alice@example.com"
+        );
         assert_eq!(Email::parse("admin@corp").unwrap().as_str(), "admin@corp");
-        for bad in ["", "alice", "@x.com", "a@", "a@x..com", "a b@x.com", "a@-x.com", "a@x.com\n@y"] {
-            assert_eq!(Email::parse(bad).map_err(|e| e.code()), Err("invalid_email"), "{bad:?}");
+        for bad in [
+            "",
+            "alice",
+            "@x.com",
+            "a@",
+            "a@x..com",
+            "a b@x.com",
+            "a@-x.com",
+            "a@x.com\n@y",
+        ] {
+            assert_eq!(
+                Email::parse(bad).map_err(|e| e.code()),
+                Err("invalid_email"),
+                "{bad:?}"
+            );
         }
     }
 }

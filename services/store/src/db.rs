@@ -41,7 +41,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("pool_size", &self.pool.size()).finish()
+        f.debug_struct("Store")
+            .field("pool_size", &self.pool.size())
+            .finish()
     }
 }
 
@@ -62,12 +64,18 @@ impl Store {
     }
 
     pub fn from_pool(pool: PgPool) -> Store {
-        Store { pool, key_touches: Arc::default() }
+        Store {
+            pool,
+            key_touches: Arc::default(),
+        }
     }
 
     /// Migrates with the owner URL, then connects as the application role.
     pub async fn connect_and_migrate(urls: &DbUrls) -> Result<Store> {
-        let owner = PgPoolOptions::new().max_connections(1).connect(&urls.owner).await?;
+        let owner = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&urls.owner)
+            .await?;
         migrate(&owner).await?;
         owner.close().await;
         Store::connect(&urls.app).await
@@ -99,7 +107,9 @@ impl Store {
     /// known (API key by prefix, a user's memberships at login) and platform-admin listings.
     pub async fn system_tx(&self) -> Result<Transaction<'static, Postgres>> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT set_config('enclave.rls_bypass', 'on', true)").execute(&mut *tx).await?;
+        sqlx::query("SELECT set_config('enclave.rls_bypass', 'on', true)")
+            .execute(&mut *tx)
+            .await?;
         Ok(tx)
     }
 }

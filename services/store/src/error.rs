@@ -9,13 +9,19 @@ pub enum StoreError {
     NotFound { entity: &'static str },
     /// A uniqueness constraint refused the write; `field()` names the column for API messages.
     #[error("{entity} already exists ({constraint})")]
-    Conflict { entity: &'static str, constraint: String },
+    Conflict {
+        entity: &'static str,
+        constraint: String,
+    },
     /// A value the caller supplied breaks a rule the types cannot express (length, range, ...).
     #[error("invalid {field}: {reason}")]
     Invalid { field: &'static str, reason: String },
     /// A row read back does not parse into its domain type (hand-edited database, bad migration).
     #[error("corrupt {entity} row: {reason}")]
-    Corrupt { entity: &'static str, reason: String },
+    Corrupt {
+        entity: &'static str,
+        reason: String,
+    },
     #[error("database error")]
     Database(#[source] sqlx::Error),
     #[error("migration failed")]
@@ -47,7 +53,10 @@ impl StoreError {
     }
 
     pub(crate) fn corrupt(entity: &'static str, reason: impl ToString) -> Self {
-        StoreError::Corrupt { entity, reason: reason.to_string() }
+        StoreError::Corrupt {
+            entity,
+            reason: reason.to_string(),
+        }
     }
 }
 
@@ -95,13 +104,21 @@ impl From<sqlx::Error> for StoreError {
             let constraint = db.constraint().unwrap_or_default().to_owned();
             match db.kind() {
                 sqlx::error::ErrorKind::UniqueViolation => {
-                    return StoreError::Conflict { entity: conflict_entity(&constraint), constraint };
+                    return StoreError::Conflict {
+                        entity: conflict_entity(&constraint),
+                        constraint,
+                    };
                 }
                 sqlx::error::ErrorKind::ForeignKeyViolation => {
-                    return StoreError::NotFound { entity: fk_entity(&constraint) };
+                    return StoreError::NotFound {
+                        entity: fk_entity(&constraint),
+                    };
                 }
                 sqlx::error::ErrorKind::CheckViolation => {
-                    return StoreError::Invalid { field: "value", reason: format!("violates {constraint}") };
+                    return StoreError::Invalid {
+                        field: "value",
+                        reason: format!("violates {constraint}"),
+                    };
                 }
                 _ => {}
             }
@@ -119,18 +136,37 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
 /// Failures of the embedded cluster launcher, each naming what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddedError {
-    #[error("PostgreSQL binaries (initdb, pg_ctl, postgres) not found; looked in {searched}. Install the `postgresql` package or set DATABASE_URL")]
+    #[error(
+        "PostgreSQL binaries (initdb, pg_ctl, postgres) not found; looked in {searched}. Install the `postgresql` package or set DATABASE_URL"
+    )]
     BinariesNotFound { searched: String },
-    #[error("running as root, but the `postgres` system user does not exist (create it: useradd --system postgres)")]
+    #[error(
+        "running as root, but the `postgres` system user does not exist (create it: useradd --system postgres)"
+    )]
     NoPostgresUser,
-    #[error("socket path {path} is too long for a unix socket ({len} > {max} bytes); use a shorter data directory")]
-    SocketPathTooLong { path: PathBuf, len: usize, max: usize },
+    #[error(
+        "socket path {path} is too long for a unix socket ({len} > {max} bytes); use a shorter data directory"
+    )]
+    SocketPathTooLong {
+        path: PathBuf,
+        len: usize,
+        max: usize,
+    },
     #[error("{path} cannot be entered by the `postgres` user; its parent directories need o+x")]
     NotTraversable { path: PathBuf },
     #[error("{action} {path}")]
-    Io { action: &'static str, path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{program} failed ({status}): {output}")]
-    Command { program: String, status: String, output: String },
+    Command {
+        program: String,
+        status: String,
+        output: String,
+    },
     #[error("could not bootstrap roles and database")]
     Bootstrap(#[source] sqlx::Error),
 }

@@ -32,11 +32,15 @@ extern "C" fn stop_cluster_at_exit() {
 }
 
 fn start_cluster() -> Result<(), String> {
-    let dir = tempfile::Builder::new().prefix("enclave-pg-").tempdir().map_err(|e| e.to_string())?;
+    let dir = tempfile::Builder::new()
+        .prefix("enclave-pg-")
+        .tempdir()
+        .map_err(|e| e.to_string())?;
     // The server may run as the `postgres` user (when tests run as root): let it walk in.
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).map_err(|e| e.to_string())?;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))
+            .map_err(|e| e.to_string())?;
     }
     let mut opts = EmbeddedOptions::new(dir.path().join("pg"));
     opts.durable = false;
@@ -44,8 +48,12 @@ fn start_cluster() -> Result<(), String> {
     // Start on a thread with its own runtime: the caller's runtime belongs to one test and
     // dies with it, while the cluster outlives every test.
     let pg = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-        rt.block_on(EmbeddedPostgres::start(opts)).map_err(|e| format!("{e}: {:?}", std::error::Error::source(&e)))
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(EmbeddedPostgres::start(opts))
+            .map_err(|e| format!("{e}: {:?}", std::error::Error::source(&e)))
     })
     .join()
     .map_err(|_| "cluster start panicked".to_owned())??;
@@ -83,27 +91,59 @@ impl TestDb {
     pub async fn try_fresh() -> Result<TestDb, StoreError> {
         let started = CLUSTER.get_or_init(start_cluster);
         if let Err(e) = started {
-            return Err(StoreError::Invalid { field: "test cluster", reason: e.clone() });
+            return Err(StoreError::Invalid {
+                field: "test cluster",
+                reason: e.clone(),
+            });
         }
         let name = format!("t_{}", uuid::Uuid::new_v4().simple());
         let (urls, admin_url, super_opts) = {
-            let guard = RUNNING.lock().map_err(|e| StoreError::Invalid { field: "test cluster", reason: e.to_string() })?;
+            let guard = RUNNING.lock().map_err(|e| StoreError::Invalid {
+                field: "test cluster",
+                reason: e.to_string(),
+            })?;
             let Some(cluster) = guard.as_ref() else {
-                return Err(StoreError::Invalid { field: "test cluster", reason: "stopped".into() });
+                return Err(StoreError::Invalid {
+                    field: "test cluster",
+                    reason: "stopped".into(),
+                });
             };
             let pg = &cluster.pg;
-            let urls = DbUrls { owner: pg.url(OWNER_ROLE, &name), app: pg.url(APP_ROLE, &name) };
-            (urls, pg.url(SUPERUSER, &name), pg.connect_options(SUPERUSER, "postgres"))
+            let urls = DbUrls {
+                owner: pg.url(OWNER_ROLE, &name),
+                app: pg.url(APP_ROLE, &name),
+            };
+            (
+                urls,
+                pg.url(SUPERUSER, &name),
+                pg.connect_options(SUPERUSER, "postgres"),
+            )
         };
         let mut conn = sqlx::PgConnection::connect_with(&super_opts).await?;
         embedded::create_database(&mut conn, &name).await?;
         conn.close().await?;
 
-        let owner_pool = PgPoolOptions::new().max_connections(2).connect(&urls.owner).await?;
+        let owner_pool = PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&urls.owner)
+            .await?;
         migrate(&owner_pool).await?;
-        let app_pool = PgPoolOptions::new().max_connections(5).connect(&urls.app).await?;
-        let admin_pool = PgPoolOptions::new().max_connections(2).connect(&admin_url).await?;
-        Ok(TestDb { name, urls, admin_url, store: Store::from_pool(app_pool), owner_pool, admin_pool })
+        let app_pool = PgPoolOptions::new()
+            .max_connections(5)
+            .connect(&urls.app)
+            .await?;
+        let admin_pool = PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&admin_url)
+            .await?;
+        Ok(TestDb {
+            name,
+            urls,
+            admin_url,
+            store: Store::from_pool(app_pool),
+            owner_pool,
+            admin_pool,
+        })
     }
 
     /// The store, connected as the application role (row-level security applies).
@@ -146,7 +186,9 @@ impl TestDb {
 
     /// Runs raw SQL as superuser (test setup/inspection).
     pub async fn admin_exec(&self, sql: &str) -> Result<(), StoreError> {
-        sqlx::raw_sql(AssertSqlSafe(sql.to_owned())).execute(&self.admin_pool).await?;
+        sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
+            .execute(&self.admin_pool)
+            .await?;
         Ok(())
     }
 }

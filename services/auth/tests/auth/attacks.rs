@@ -26,12 +26,22 @@ fn claims_for(sub: &str, exp_offset: i64) -> AccessClaims {
 /// `what` is the case's name; for `invalid_token` it must also be the refusal's reason when
 /// it names one of the reasons below, so each attack is proven to fail at its own check.
 fn expect_code(r: Result<enclave_domain::Principal, AuthError>, code: &str, what: &str) {
-    const REASONS: [&str; 6] = ["bad signature", "algorithm not allowed", "unknown signing key", "wrong issuer", "wrong audience", "malformed"];
+    const REASONS: [&str; 6] = [
+        "bad signature",
+        "algorithm not allowed",
+        "unknown signing key",
+        "wrong issuer",
+        "wrong audience",
+        "malformed",
+    ];
     match r {
         Err(e) => {
             assert_eq!(e.code(), code, "{what}: {e}");
             if REASONS.contains(&what) {
-                assert!(e.to_string().contains(what), "{what}: refused for another reason: {e}");
+                assert!(
+                    e.to_string().contains(what),
+                    "{what}: refused for another reason: {e}"
+                );
             }
         }
         Ok(p) => panic!("{what}: accepted as {p:?}"),
@@ -40,7 +50,10 @@ fn expect_code(r: Result<enclave_domain::Principal, AuthError>, code: &str, what
 
 /// A PKCS#8 Ed25519 key that is not in the ring.
 fn foreign_key() -> EncodingKey {
-    let mut der = vec![0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+    let mut der = vec![
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
     der.extend_from_slice(&[42u8; 32]);
     EncodingKey::from_ed_der(&der)
 }
@@ -56,51 +69,101 @@ async fn forged_and_stale_access_tokens_are_refused() {
 
     // Control: a well-formed token of ours is accepted.
     let good = ring.sign(&claims_for(&sub, 600)).await.unwrap();
-    assert_eq!(auth.authenticate(&good).await.unwrap().user_id(), Some(u.id));
+    assert_eq!(
+        auth.authenticate(&good).await.unwrap().user_id(),
+        Some(u.id)
+    );
 
-    expect_code(auth.authenticate(&ring.sign(&claims_for(&sub, -60)).await.unwrap()).await, "token_expired", "expired");
+    expect_code(
+        auth.authenticate(&ring.sign(&claims_for(&sub, -60)).await.unwrap())
+            .await,
+        "token_expired",
+        "expired",
+    );
 
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some(kid.clone());
     let forged = jsonwebtoken::encode(&header, &claims_for(&sub, 600), &foreign_key()).unwrap();
-    expect_code(auth.authenticate(&forged).await, "invalid_token", "bad signature");
+    expect_code(
+        auth.authenticate(&forged).await,
+        "invalid_token",
+        "bad signature",
+    );
 
     let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
     let mut sig = B64.decode(&parts[2]).unwrap();
     sig[0] ^= 1;
     parts[2] = B64.encode(sig);
-    expect_code(auth.authenticate(&parts.join(".")).await, "invalid_token", "bad signature");
+    expect_code(
+        auth.authenticate(&parts.join(".")).await,
+        "invalid_token",
+        "bad signature",
+    );
 
     let none_header = B64.encode(format!(r#"{{"alg":"none","typ":"JWT","kid":"{kid}"}}"#));
     let payload = B64.encode(serde_json::to_vec(&claims_for(&sub, 600)).unwrap());
-    expect_code(auth.authenticate(&format!("{none_header}.{payload}.")).await, "invalid_token", "malformed");
+    expect_code(
+        auth.authenticate(&format!("{none_header}.{payload}."))
+            .await,
+        "invalid_token",
+        "malformed",
+    );
 
     // HS256 keyed with our public key (the classic RS/HS confusion, here EdDSA/HS).
-    let public: Vec<u8> = sqlx::query_scalar("SELECT public_key FROM signing_keys WHERE status = 'active'")
-        .fetch_one(db.admin_pool())
-        .await
-        .unwrap();
+    let public: Vec<u8> =
+        sqlx::query_scalar("SELECT public_key FROM signing_keys WHERE status = 'active'")
+            .fetch_one(db.admin_pool())
+            .await
+            .unwrap();
     let mut hs = Header::new(Algorithm::HS256);
     hs.kid = Some(kid.clone());
-    let confused = jsonwebtoken::encode(&hs, &claims_for(&sub, 600), &EncodingKey::from_secret(&public)).unwrap();
-    expect_code(auth.authenticate(&confused).await, "invalid_token", "algorithm not allowed");
+    let confused = jsonwebtoken::encode(
+        &hs,
+        &claims_for(&sub, 600),
+        &EncodingKey::from_secret(&public),
+    )
+    .unwrap();
+    expect_code(
+        auth.authenticate(&confused).await,
+        "invalid_token",
+        "algorithm not allowed",
+    );
 
     let mut unknown = Header::new(Algorithm::EdDSA);
     unknown.kid = Some("no-such-kid".into());
     let t_unknown = jsonwebtoken::encode(&unknown, &claims_for(&sub, 600), &foreign_key()).unwrap();
-    expect_code(auth.authenticate(&t_unknown).await, "invalid_token", "unknown signing key");
+    expect_code(
+        auth.authenticate(&t_unknown).await,
+        "invalid_token",
+        "unknown signing key",
+    );
 
     let mut wrong_iss = claims_for(&sub, 600);
     wrong_iss.iss = "someone-else".into();
-    expect_code(auth.authenticate(&ring.sign(&wrong_iss).await.unwrap()).await, "invalid_token", "wrong issuer");
+    expect_code(
+        auth.authenticate(&ring.sign(&wrong_iss).await.unwrap())
+            .await,
+        "invalid_token",
+        "wrong issuer",
+    );
     let mut wrong_aud = claims_for(&sub, 600);
     wrong_aud.aud = "other-api".into();
-    expect_code(auth.authenticate(&ring.sign(&wrong_aud).await.unwrap()).await, "invalid_token", "wrong audience");
+    expect_code(
+        auth.authenticate(&ring.sign(&wrong_aud).await.unwrap())
+            .await,
+        "invalid_token",
+        "wrong audience",
+    );
 
     // A developer cannot mint themselves platform admin: the account must hold it.
     let mut escalated = claims_for(&sub, 600);
     escalated.role = "platform_admin".into();
-    expect_code(auth.authenticate(&ring.sign(&escalated).await.unwrap()).await, "user_inactive", "role escalation");
+    expect_code(
+        auth.authenticate(&ring.sign(&escalated).await.unwrap())
+            .await,
+        "user_inactive",
+        "role escalation",
+    );
 
     for junk in ["", "a.b", "a.b.c", "Bearer x", &good[..good.len() - 10]] {
         expect_code(auth.authenticate(junk).await, "invalid_token", junk);
@@ -114,27 +177,50 @@ async fn tokens_of_deleted_or_disabled_users_are_refused() {
     let t = tenant(&auth, "alpha").await;
     let gone = member(&auth, "gone@alpha.test", &t, Role::Developer).await;
     let off = member(&auth, "off@alpha.test", &t, Role::Developer).await;
-    let gone_pair = auth.login(login("gone@alpha.test", PASSWORD)).await.unwrap();
+    let gone_pair = auth
+        .login(login("gone@alpha.test", PASSWORD))
+        .await
+        .unwrap();
     let off_pair = auth.login(login("off@alpha.test", PASSWORD)).await.unwrap();
     auth.authenticate(&gone_pair.access_token).await.unwrap();
     auth.authenticate(&off_pair.access_token).await.unwrap();
 
     // A second gateway process (its own cache) sharing the database.
-    let other = enclave_auth::Authenticator::new(db.store().clone(), crate::config()).await.unwrap();
+    let other = enclave_auth::Authenticator::new(db.store().clone(), crate::config())
+        .await
+        .unwrap();
     other.authenticate(&gone_pair.access_token).await.unwrap();
 
     auth.delete_user(&gone.id).await.unwrap();
     auth.set_user_disabled(&off.id, true).await.unwrap();
-    expect_code(auth.authenticate(&gone_pair.access_token).await, "user_inactive", "deleted user");
-    expect_code(auth.authenticate(&off_pair.access_token).await, "user_inactive", "disabled user");
+    expect_code(
+        auth.authenticate(&gone_pair.access_token).await,
+        "user_inactive",
+        "deleted user",
+    );
+    expect_code(
+        auth.authenticate(&off_pair.access_token).await,
+        "user_inactive",
+        "disabled user",
+    );
     // The other process notices within its cache TTL.
     tokio::time::sleep(other.config().user_status_ttl).await;
-    expect_code(other.authenticate(&gone_pair.access_token).await, "user_inactive", "deleted user elsewhere");
+    expect_code(
+        other.authenticate(&gone_pair.access_token).await,
+        "user_inactive",
+        "deleted user elsewhere",
+    );
 
     // Their sessions are over too.
     assert!(auth.refresh(&gone_pair.refresh_token).await.is_err());
     assert!(auth.refresh(&off_pair.refresh_token).await.is_err());
-    assert_eq!(auth.login(login("off@alpha.test", PASSWORD)).await.unwrap_err().code(), "invalid_credentials");
+    assert_eq!(
+        auth.login(login("off@alpha.test", PASSWORD))
+            .await
+            .unwrap_err()
+            .code(),
+        "invalid_credentials"
+    );
 }
 
 #[tokio::test]
@@ -146,19 +232,46 @@ async fn rotation_keeps_old_tokens_valid_until_retired() {
     let old_kid = auth.key_ring().active_kid().unwrap();
 
     // Another gateway rotates; this one picks it up from Postgres.
-    let other = enclave_auth::Authenticator::new(db.store().clone(), crate::config()).await.unwrap();
+    let other = enclave_auth::Authenticator::new(db.store().clone(), crate::config())
+        .await
+        .unwrap();
     let new_kid = other.rotate_signing_key().await.unwrap();
     assert_ne!(new_kid, old_kid);
-    let after = other.login(login("dev@alpha.test", PASSWORD)).await.unwrap();
+    let after = other
+        .login(login("dev@alpha.test", PASSWORD))
+        .await
+        .unwrap();
     let header = jsonwebtoken::decode_header(&after.access_token).unwrap();
     assert_eq!(header.kid.as_deref(), Some(new_kid.as_str()));
-    auth.authenticate(&after.access_token).await.expect("unknown kid triggers a reload");
-    auth.authenticate(&before.access_token).await.expect("old key still verifies");
-    other.authenticate(&before.access_token).await.expect("old key still verifies elsewhere");
+    auth.authenticate(&after.access_token)
+        .await
+        .expect("unknown kid triggers a reload");
+    auth.authenticate(&before.access_token)
+        .await
+        .expect("old key still verifies");
+    other
+        .authenticate(&before.access_token)
+        .await
+        .expect("old key still verifies elsewhere");
 
     auth.store().signing_keys().retire(&old_kid).await.unwrap();
-    let fresh = enclave_auth::Authenticator::new(db.store().clone(), crate::config()).await.unwrap();
-    expect_code(fresh.authenticate(&before.access_token).await, "invalid_token", "retired key");
+    let fresh = enclave_auth::Authenticator::new(db.store().clone(), crate::config())
+        .await
+        .unwrap();
+    expect_code(
+        fresh.authenticate(&before.access_token).await,
+        "invalid_token",
+        "retired key",
+    );
     fresh.authenticate(&after.access_token).await.unwrap();
-    assert_eq!(auth.store().signing_keys().retire(&new_kid).await.unwrap_err().code(), "not_found", "active key cannot be retired");
+    assert_eq!(
+        auth.store()
+            .signing_keys()
+            .retire(&new_kid)
+            .await
+            .unwrap_err()
+            .code(),
+        "not_found",
+        "active key cannot be retired"
+    );
 }

@@ -25,11 +25,17 @@ pub(crate) fn find_bindir(explicit: Option<&Path>) -> Result<PathBuf, EmbeddedEr
         candidates.extend(std::env::split_paths(&path));
     }
     candidates.extend(debian_bindirs());
-    let found = candidates.iter().find(|d| REQUIRED.iter().all(|b| is_executable(&d.join(b))));
+    let found = candidates
+        .iter()
+        .find(|d| REQUIRED.iter().all(|b| is_executable(&d.join(b))));
     match found {
         Some(dir) => Ok(dir.clone()),
         None => Err(EmbeddedError::BinariesNotFound {
-            searched: candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+            searched: candidates
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
         }),
     }
 }
@@ -44,7 +50,7 @@ fn debian_bindirs() -> Vec<PathBuf> {
             Some((major, e.path().join("bin")))
         })
         .collect();
-    dirs.sort_by(|a, b| b.0.cmp(&a.0));
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.0));
     dirs.into_iter().map(|(_, d)| d).collect()
 }
 

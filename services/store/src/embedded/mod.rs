@@ -81,7 +81,12 @@ impl EmbeddedPostgres {
     pub fn start_blocking(opts: EmbeddedOptions) -> Result<EmbeddedPostgres, EmbeddedError> {
         let bin = binaries::find_bindir(opts.bin_dir.as_deref())?;
         let run_as = RunAs::detect()?;
-        let pg = EmbeddedPostgres { opts, bin, run_as, stopped: false };
+        let pg = EmbeddedPostgres {
+            opts,
+            bin,
+            run_as,
+            stopped: false,
+        };
         pg.check_socket_path()?;
         run_as.check_traversable(&pg.opts.root)?;
         run_as.make_private_dir(&pg.opts.root)?;
@@ -136,7 +141,10 @@ impl EmbeddedPostgres {
     }
 
     pub fn is_running(&self) -> bool {
-        self.pg_ctl().arg("status").output().is_ok_and(|o| o.status.success())
+        self.pg_ctl()
+            .arg("status")
+            .output()
+            .is_ok_and(|o| o.status.success())
     }
 
     /// `pg_ctl stop -m fast`: disconnects clients, checkpoints, exits. Idempotent.
@@ -148,7 +156,10 @@ impl EmbeddedPostgres {
         if !self.is_running() {
             return Ok(());
         }
-        run(self.pg_ctl().args(["stop", "-m", "fast", "-w", "-t", "60"]), "pg_ctl stop")
+        run(
+            self.pg_ctl().args(["stop", "-m", "fast", "-w", "-t", "60"]),
+            "pg_ctl stop",
+        )
     }
 
     fn pg_ctl(&self) -> Command {
@@ -161,7 +172,11 @@ impl EmbeddedPostgres {
         let path = self.run_dir().join(format!(".s.PGSQL.{}", self.opts.port));
         let len = path.as_os_str().len();
         if len > MAX_SOCKET_PATH {
-            return Err(EmbeddedError::SocketPathTooLong { path, len, max: MAX_SOCKET_PATH });
+            return Err(EmbeddedError::SocketPathTooLong {
+                path,
+                len,
+                max: MAX_SOCKET_PATH,
+            });
         }
         Ok(())
     }
@@ -169,7 +184,8 @@ impl EmbeddedPostgres {
     fn initdb(&self) -> Result<(), EmbeddedError> {
         tracing::info!(data = %self.data_dir().display(), "initialising the embedded PostgreSQL cluster");
         let mut cmd = self.run_as.command(&self.bin.join("initdb"));
-        cmd.arg("-D").arg(self.data_dir())
+        cmd.arg("-D")
+            .arg(self.data_dir())
             .args(["-U", SUPERUSER, "-E", "UTF8", "--no-locale"])
             .args(["--auth-local=trust", "--auth-host=reject"]);
         run(&mut cmd, "initdb")?;
@@ -182,9 +198,16 @@ impl EmbeddedPostgres {
         let conf_path = self.data_dir().join("postgresql.conf");
         let append = || -> std::io::Result<()> {
             use std::io::Write;
-            std::fs::OpenOptions::new().append(true).open(&conf_path)?.write_all(conf.as_bytes())
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&conf_path)?
+                .write_all(conf.as_bytes())
         };
-        append().map_err(|source| EmbeddedError::Io { action: "cannot write", path: conf_path.clone(), source })
+        append().map_err(|source| EmbeddedError::Io {
+            action: "cannot write",
+            path: conf_path.clone(),
+            source,
+        })
     }
 
     fn pg_ctl_start(&self) -> Result<(), EmbeddedError> {
@@ -193,20 +216,33 @@ impl EmbeddedPostgres {
             server_opts.push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
         }
         let mut cmd = self.pg_ctl();
-        cmd.arg("-l").arg(self.log_file()).args(["-w", "-t", "60", "-o", &server_opts, "start"]);
+        cmd.arg("-l")
+            .arg(self.log_file())
+            .args(["-w", "-t", "60", "-o", &server_opts, "start"]);
         // The server must not inherit our stdout: a test harness waits for pipes to close.
         cmd.stdin(std::process::Stdio::null());
         run(&mut cmd, "pg_ctl start").map_err(|e| self.with_log_tail(e))
     }
 
     fn with_log_tail(&self, e: EmbeddedError) -> EmbeddedError {
-        let EmbeddedError::Command { program, status, mut output } = e else { return e };
+        let EmbeddedError::Command {
+            program,
+            status,
+            mut output,
+        } = e
+        else {
+            return e;
+        };
         if let Ok(log) = std::fs::read_to_string(self.log_file()) {
             let tail: Vec<&str> = log.lines().rev().take(10).collect();
             output.push_str("\nserver log:\n");
             output.push_str(&tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
         }
-        EmbeddedError::Command { program, status, output }
+        EmbeddedError::Command {
+            program,
+            status,
+            output,
+        }
     }
 
     /// Creates the owner and application roles and the database, if missing. The application
@@ -225,12 +261,18 @@ impl EmbeddedPostgres {
                END IF;
              END $$"
         );
-        sqlx::raw_sql(AssertSqlSafe(roles)).execute(&mut conn).await.map_err(EmbeddedError::Bootstrap)?;
+        sqlx::raw_sql(AssertSqlSafe(roles))
+            .execute(&mut conn)
+            .await
+            .map_err(EmbeddedError::Bootstrap)?;
         create_database(&mut conn, &self.opts.database).await
     }
 
     /// A superuser connection (tests and bootstrap only; never handed to request handlers).
-    pub async fn superuser_connection(&self, database: &str) -> Result<PgConnection, EmbeddedError> {
+    pub async fn superuser_connection(
+        &self,
+        database: &str,
+    ) -> Result<PgConnection, EmbeddedError> {
         let opts = self.connect_options(SUPERUSER, database);
         let mut last = None;
         // The socket exists as soon as pg_ctl -w returns, but an adopted server may still be
@@ -257,10 +299,15 @@ impl Drop for EmbeddedPostgres {
 
 /// `CREATE DATABASE name OWNER enclave_owner` unless it exists. `name` must be a plain
 /// identifier (checked), since it cannot be a bind parameter.
-pub(crate) async fn create_database(conn: &mut PgConnection, name: &str) -> Result<(), EmbeddedError> {
+pub(crate) async fn create_database(
+    conn: &mut PgConnection,
+    name: &str,
+) -> Result<(), EmbeddedError> {
     let plain = !name.is_empty()
         && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         && !name.as_bytes()[0].is_ascii_digit();
     if !plain {
         return Err(EmbeddedError::Command {
@@ -269,16 +316,19 @@ pub(crate) async fn create_database(conn: &mut PgConnection, name: &str) -> Resu
             output: format!("database name {name:?} must be a lowercase identifier"),
         });
     }
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(name)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(EmbeddedError::Bootstrap)?;
-    if !exists {
-        sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name} OWNER {OWNER_ROLE}")))
-            .execute(&mut *conn)
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(name)
+            .fetch_one(&mut *conn)
             .await
             .map_err(EmbeddedError::Bootstrap)?;
+    if !exists {
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "CREATE DATABASE {name} OWNER {OWNER_ROLE}"
+        )))
+        .execute(&mut *conn)
+        .await
+        .map_err(EmbeddedError::Bootstrap)?;
     }
     Ok(())
 }
@@ -294,7 +344,11 @@ fn run(cmd: &mut Command, what: &str) -> Result<(), EmbeddedError> {
     }
     let mut output = String::from_utf8_lossy(&out.stderr).into_owned();
     output.push_str(&String::from_utf8_lossy(&out.stdout));
-    Err(EmbeddedError::Command { program: what.to_owned(), status: out.status.to_string(), output })
+    Err(EmbeddedError::Command {
+        program: what.to_owned(),
+        status: out.status.to_string(),
+        output,
+    })
 }
 
 fn percent_encode(s: &str) -> String {
@@ -310,6 +364,7 @@ fn percent_encode(s: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     #[test]
     fn socket_dirs_are_percent_encoded_for_urls() {

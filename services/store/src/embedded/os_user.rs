@@ -23,10 +23,18 @@ impl RunAs {
         // SAFETY: geteuid/getegid have no preconditions and cannot fail.
         let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
         if euid != 0 {
-            return Ok(RunAs { uid: euid, gid: egid, switch: false });
+            return Ok(RunAs {
+                uid: euid,
+                gid: egid,
+                switch: false,
+            });
         }
         let (uid, gid) = lookup_user("postgres").ok_or(EmbeddedError::NoPostgresUser)?;
-        Ok(RunAs { uid, gid, switch: true })
+        Ok(RunAs {
+            uid,
+            gid,
+            switch: true,
+        })
     }
 
     /// A command that runs as this identity (`setuid`/`setgid` in the child; std also drops
@@ -43,11 +51,19 @@ impl RunAs {
 
     /// Creates `dir` (mode 0700) owned by this identity.
     pub(crate) fn make_private_dir(&self, dir: &Path) -> Result<(), EmbeddedError> {
-        let io = |action| move |source| EmbeddedError::Io { action, path: dir.to_owned(), source };
+        let io = |action| {
+            move |source| EmbeddedError::Io {
+                action,
+                path: dir.to_owned(),
+                source,
+            }
+        };
         std::fs::create_dir_all(dir).map_err(io("cannot create"))?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io("cannot chmod"))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(io("cannot chmod"))?;
         if self.switch {
-            std::os::unix::fs::chown(dir, Some(self.uid), Some(self.gid)).map_err(io("cannot chown"))?;
+            std::os::unix::fs::chown(dir, Some(self.uid), Some(self.gid))
+                .map_err(io("cannot chown"))?;
         }
         Ok(())
     }
@@ -59,12 +75,16 @@ impl RunAs {
             return Ok(());
         }
         for ancestor in dir.ancestors().skip(1) {
-            let Ok(meta) = std::fs::metadata(ancestor) else { continue };
+            let Ok(meta) = std::fs::metadata(ancestor) else {
+                continue;
+            };
             let others_x = meta.mode() & 0o001 != 0;
             let owner_x = meta.uid() == self.uid && meta.mode() & 0o100 != 0;
             let group_x = meta.gid() == self.gid && meta.mode() & 0o010 != 0;
             if !(others_x || owner_x || group_x) {
-                return Err(EmbeddedError::NotTraversable { path: ancestor.to_owned() });
+                return Err(EmbeddedError::NotTraversable {
+                    path: ancestor.to_owned(),
+                });
             }
         }
         Ok(())
@@ -78,7 +98,15 @@ fn lookup_user(name: &str) -> Option<(u32, u32)> {
     let mut result: *mut libc::passwd = std::ptr::null_mut();
     // SAFETY: all pointers are valid for the call; buf outlives the use of `pwd`'s string fields
     // (we only read the integer uid/gid before returning).
-    let rc = unsafe { libc::getpwnam_r(cname.as_ptr(), &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
+    let rc = unsafe {
+        libc::getpwnam_r(
+            cname.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
     if rc != 0 || result.is_null() {
         return None;
     }

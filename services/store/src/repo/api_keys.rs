@@ -39,7 +39,9 @@ pub struct StoredApiKey {
 
 impl std::fmt::Debug for StoredApiKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoredApiKey").field("record", &self.record).finish_non_exhaustive()
+        f.debug_struct("StoredApiKey")
+            .field("record", &self.record)
+            .finish_non_exhaustive()
     }
 }
 
@@ -90,8 +92,12 @@ impl TryFrom<KeyRow> for StoredApiKey {
             created_by: r.created_by.map(UserId::from_uuid),
             created_at: r.created_at,
         };
-        let secret_hash = <[u8; 32]>::try_from(r.secret_hash.as_slice()).map_err(|_| bad("hash length".into()))?;
-        Ok(StoredApiKey { record, secret_hash })
+        let secret_hash = <[u8; 32]>::try_from(r.secret_hash.as_slice())
+            .map_err(|_| bad("hash length".into()))?;
+        Ok(StoredApiKey {
+            record,
+            secret_hash,
+        })
     }
 }
 
@@ -101,7 +107,10 @@ const SELECT: &str = "SELECT id, tenant_id, name, prefix, secret_hash, scopes, r
 fn limit(field: &'static str, v: Option<u32>) -> Result<Option<i32>> {
     v.map(|v| match i32::try_from(v) {
         Ok(v) if v > 0 => Ok(v),
-        _ => Err(StoreError::Invalid { field, reason: format!("must be 1 to {}", i32::MAX) }),
+        _ => Err(StoreError::Invalid {
+            field,
+            reason: format!("must be 1 to {}", i32::MAX),
+        }),
     })
     .transpose()
 }
@@ -114,7 +123,10 @@ impl ApiKeys<'_> {
     pub async fn create(&self, tenant: &TenantId, new: NewApiKey) -> Result<ApiKeyRecord> {
         check_display_name("name", &new.name, 100)?;
         if new.scopes.is_empty() {
-            return Err(StoreError::Invalid { field: "scopes", reason: "at least one scope is required".into() });
+            return Err(StoreError::Invalid {
+                field: "scopes",
+                reason: "at least one scope is required".into(),
+            });
         }
         let rpm = limit("requests_per_minute", new.requests_per_minute)?;
         let tpm = limit("tokens_per_minute", new.tokens_per_minute)?;
@@ -144,12 +156,13 @@ impl ApiKeys<'_> {
 
     pub async fn get(&self, tenant: &TenantId, key: &ApiKeyId) -> Result<ApiKeyRecord> {
         let mut tx = self.store.tenant_tx(tenant).await?;
-        let row: Option<KeyRow> =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE tenant_id = $1 AND id = $2")))
-                .bind(tenant.as_uuid())
-                .bind(key.as_uuid())
-                .fetch_optional(&mut *tx)
-                .await?;
+        let row: Option<KeyRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "{SELECT} WHERE tenant_id = $1 AND id = $2"
+        )))
+        .bind(tenant.as_uuid())
+        .bind(key.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(StoredApiKey::try_from(row.ok_or(StoreError::NotFound { entity: "api key" })?)?.record)
     }
@@ -157,13 +170,16 @@ impl ApiKeys<'_> {
     /// The tenant's keys, newest first (revoked ones included, marked by `revoked_at`).
     pub async fn list(&self, tenant: &TenantId) -> Result<Vec<ApiKeyRecord>> {
         let mut tx = self.store.tenant_tx(tenant).await?;
-        let rows: Vec<KeyRow> =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC")))
-                .bind(tenant.as_uuid())
-                .fetch_all(&mut *tx)
-                .await?;
+        let rows: Vec<KeyRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "{SELECT} WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC"
+        )))
+        .bind(tenant.as_uuid())
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
-        rows.into_iter().map(|r| StoredApiKey::try_from(r).map(|k| k.record)).collect()
+        rows.into_iter()
+            .map(|r| StoredApiKey::try_from(r).map(|k| k.record))
+            .collect()
     }
 
     /// Revokes the key (idempotent: revoking twice keeps the first time).
@@ -214,10 +230,11 @@ impl ApiKeys<'_> {
     /// tenant is known); `None` if there is none.
     pub async fn find_by_prefix(&self, prefix: &str) -> Result<Option<StoredApiKey>> {
         let mut tx = self.store.system_tx().await?;
-        let row: Option<KeyRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE prefix = $1")))
-            .bind(prefix)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let row: Option<KeyRow> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE prefix = $1")))
+                .bind(prefix)
+                .fetch_optional(&mut *tx)
+                .await?;
         tx.commit().await?;
         row.map(StoredApiKey::try_from).transpose()
     }
@@ -230,7 +247,10 @@ impl ApiKeys<'_> {
             #[allow(clippy::unwrap_used)]
             let mut touches = self.store.key_touches.lock().unwrap();
             let now = Instant::now();
-            if touches.get(key.as_uuid()).is_some_and(|t| now.duration_since(*t) < TOUCH_INTERVAL) {
+            if touches
+                .get(key.as_uuid())
+                .is_some_and(|t| now.duration_since(*t) < TOUCH_INTERVAL)
+            {
                 return Ok(false);
             }
             touches.insert(*key.as_uuid(), now);

@@ -52,7 +52,10 @@ pub struct Usage {
 fn to_i32(field: &'static str, v: Option<u32>) -> Result<Option<i32>> {
     v.map(|v| match i32::try_from(v) {
         Ok(v) if v > 0 => Ok(v),
-        _ => Err(StoreError::Invalid { field, reason: format!("must be 1 to {}", i32::MAX) }),
+        _ => Err(StoreError::Invalid {
+            field,
+            reason: format!("must be 1 to {}", i32::MAX),
+        }),
     })
     .transpose()
 }
@@ -90,12 +93,21 @@ impl RateLimits<'_> {
         })
     }
 
-    pub async fn set_tenant_limits(&self, tenant: &TenantId, limits: TenantLimits) -> Result<TenantLimits> {
+    pub async fn set_tenant_limits(
+        &self,
+        tenant: &TenantId,
+        limits: TenantLimits,
+    ) -> Result<TenantLimits> {
         let rpm = to_i32("requests_per_minute", limits.requests_per_minute)?;
         let tpm = to_i32("tokens_per_minute", limits.tokens_per_minute)?;
         let budget = limits
             .monthly_token_budget
-            .map(|b| i64::try_from(b).map_err(|_| StoreError::Invalid { field: "monthly_token_budget", reason: "too large".into() }))
+            .map(|b| {
+                i64::try_from(b).map_err(|_| StoreError::Invalid {
+                    field: "monthly_token_budget",
+                    reason: "too large".into(),
+                })
+            })
             .transpose()?;
         let mut tx = self.store.tenant_tx(tenant).await?;
         let done = sqlx::query(
@@ -134,7 +146,15 @@ impl RateLimits<'_> {
         .fetch_optional(&mut *tx)
         .await?;
         let (rpm, tpm, budget) = limits.ok_or(StoreError::NotFound { entity: "tenant" })?;
-        let tenant_counts = count(&mut tx, tenant.as_uuid(), tenant.as_uuid(), window_start, 1, tokens).await?;
+        let tenant_counts = count(
+            &mut tx,
+            tenant.as_uuid(),
+            tenant.as_uuid(),
+            window_start,
+            1,
+            tokens,
+        )
+        .await?;
         let (key_limits, key_counts) = match key {
             Some(key) => {
                 let kl: Option<(Option<i32>, Option<i32>)> = sqlx::query_as(
@@ -145,8 +165,19 @@ impl RateLimits<'_> {
                 .fetch_optional(&mut *tx)
                 .await?;
                 let (krpm, ktpm) = kl.ok_or(StoreError::NotFound { entity: "api key" })?;
-                let counts = count(&mut tx, tenant.as_uuid(), key.as_uuid(), window_start, 1, tokens).await?;
-                let limits = KeyLimits { requests_per_minute: krpm.map(i32::unsigned_abs), tokens_per_minute: ktpm.map(i32::unsigned_abs) };
+                let counts = count(
+                    &mut tx,
+                    tenant.as_uuid(),
+                    key.as_uuid(),
+                    window_start,
+                    1,
+                    tokens,
+                )
+                .await?;
+                let limits = KeyLimits {
+                    requests_per_minute: krpm.map(i32::unsigned_abs),
+                    tokens_per_minute: ktpm.map(i32::unsigned_abs),
+                };
                 (Some(limits), Some(counts))
             }
             None => (None, None),
@@ -185,9 +216,25 @@ impl RateLimits<'_> {
     ) -> Result<()> {
         let tokens = i64::try_from(tokens).unwrap_or(i64::MAX);
         let mut tx = self.store.tenant_tx(tenant).await?;
-        count(&mut tx, tenant.as_uuid(), tenant.as_uuid(), window_start, 0, tokens).await?;
+        count(
+            &mut tx,
+            tenant.as_uuid(),
+            tenant.as_uuid(),
+            window_start,
+            0,
+            tokens,
+        )
+        .await?;
         if let Some(key) = key {
-            count(&mut tx, tenant.as_uuid(), key.as_uuid(), window_start, 0, tokens).await?;
+            count(
+                &mut tx,
+                tenant.as_uuid(),
+                key.as_uuid(),
+                window_start,
+                0,
+                tokens,
+            )
+            .await?;
         }
         sqlx::query(
             "INSERT INTO usage_counters AS u (tenant_id, period_start, tokens) VALUES ($1, $2, $3)
@@ -215,13 +262,20 @@ impl RateLimits<'_> {
         .await?;
         tx.commit().await?;
         let (requests, tokens) = row.unwrap_or((0, 0));
-        Ok(Usage { period_start, requests: to_u64(requests), tokens: to_u64(tokens) })
+        Ok(Usage {
+            period_start,
+            requests: to_u64(requests),
+            tokens: to_u64(tokens),
+        })
     }
 
     /// Deletes windows older than `before` (every tenant; housekeeping, run now and then).
     pub async fn prune_windows(&self, before: DateTime<Utc>) -> Result<u64> {
         let mut tx = self.store.system_tx().await?;
-        let done = sqlx::query("DELETE FROM rate_windows WHERE window_start < $1").bind(before).execute(&mut *tx).await?;
+        let done = sqlx::query("DELETE FROM rate_windows WHERE window_start < $1")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(done.rows_affected())
     }

@@ -63,10 +63,12 @@ impl Memberships<'_> {
         }
         let mut tx = self.store.tenant_tx(tenant).await?;
         // Deleted users keep their row (audit), so the foreign key alone would accept them.
-        let live: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND deleted_at IS NULL)")
-            .bind(user.as_uuid())
-            .fetch_one(&mut *tx)
-            .await?;
+        let live: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND deleted_at IS NULL)",
+        )
+        .bind(user.as_uuid())
+        .fetch_one(&mut *tx)
+        .await?;
         if !live {
             return Err(StoreError::NotFound { entity: "user" });
         }
@@ -94,7 +96,10 @@ impl Memberships<'_> {
         .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;
-        row.ok_or(StoreError::NotFound { entity: "membership" })?.try_into()
+        row.ok_or(StoreError::NotFound {
+            entity: "membership",
+        })?
+        .try_into()
     }
 
     /// The tenant's live members, oldest first.
@@ -131,7 +136,9 @@ impl Memberships<'_> {
             .await?;
         tx.commit().await?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound { entity: "membership" });
+            return Err(StoreError::NotFound {
+                entity: "membership",
+            });
         }
         Ok(())
     }

@@ -11,7 +11,9 @@ mod throttle;
 mod users;
 
 pub use api_keys::{ApiKeyRecord, ApiKeys, NewApiKey, StoredApiKey};
-pub use limits::{KeyLimits, RateLimits, TenantLimits, Usage, WindowCounts, WindowSnapshot, month_start};
+pub use limits::{
+    KeyLimits, RateLimits, TenantLimits, Usage, WindowCounts, WindowSnapshot, month_start,
+};
 pub use memberships::{Member, Membership, Memberships};
 pub use refresh_tokens::{NewRefreshToken, RefreshTokenRecord, RefreshTokens, Rotation};
 pub use signing_keys::{KeySeal, KeyStatus, NewSigningKey, SigningKeyRecord, SigningKeys};

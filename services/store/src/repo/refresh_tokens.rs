@@ -28,10 +28,16 @@ pub struct RefreshTokenRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rotation {
     /// The token was live; it is now used and `next` replaces it.
-    Rotated { previous: RefreshTokenRecord, next: RefreshTokenRecord },
+    Rotated {
+        previous: RefreshTokenRecord,
+        next: RefreshTokenRecord,
+    },
     /// The token had already been used or revoked: someone replayed it, so the whole family
     /// (including the newest token, possibly held by the attacker) is now revoked.
-    Reused { family_id: Uuid, user_id: UserId },
+    Reused {
+        family_id: Uuid,
+        user_id: UserId,
+    },
     Expired,
     Unknown,
 }
@@ -91,7 +97,11 @@ impl RefreshTokens<'_> {
     /// Exchanges the token hashed as `presented` for `next` (same user, tenant and family;
     /// `next.family_id` is overwritten). Atomic: of two concurrent uses, one rotates and the
     /// other is treated as reuse.
-    pub async fn rotate(&self, presented: &[u8; 32], mut next: NewRefreshToken) -> Result<Rotation> {
+    pub async fn rotate(
+        &self,
+        presented: &[u8; 32],
+        mut next: NewRefreshToken,
+    ) -> Result<Rotation> {
         let mut tx = self.store.pool().begin().await?;
         let row: Option<TokenRow> = sqlx::query_as(
             "SELECT id, user_id, tenant_id, family_id, expires_at, used_at, revoked_at
@@ -100,14 +110,19 @@ impl RefreshTokens<'_> {
         .bind(presented.as_slice())
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(row) = row else { return Ok(Rotation::Unknown) };
+        let Some(row) = row else {
+            return Ok(Rotation::Unknown);
+        };
         if row.used_at.is_some() || row.revoked_at.is_some() {
             sqlx::query("UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL")
                 .bind(row.family_id)
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-            return Ok(Rotation::Reused { family_id: row.family_id, user_id: UserId::from_uuid(row.user_id) });
+            return Ok(Rotation::Reused {
+                family_id: row.family_id,
+                user_id: UserId::from_uuid(row.user_id),
+            });
         }
         if row.expires_at <= Utc::now() {
             return Ok(Rotation::Expired);
@@ -135,7 +150,11 @@ impl RefreshTokens<'_> {
             .await?;
         tx.commit().await?;
         let previous = row.record();
-        let next = RefreshTokenRecord { id: next_id, expires_at: next.expires_at, ..previous.clone() };
+        let next = RefreshTokenRecord {
+            id: next_id,
+            expires_at: next.expires_at,
+            ..previous.clone()
+        };
         Ok(Rotation::Rotated { previous, next })
     }
 

@@ -26,7 +26,10 @@ impl KeyStatus {
             "active" => Ok(KeyStatus::Active),
             "verify_only" => Ok(KeyStatus::VerifyOnly),
             "retired" => Ok(KeyStatus::Retired),
-            other => Err(StoreError::corrupt("signing key", format!("status {other:?}"))),
+            other => Err(StoreError::corrupt(
+                "signing key",
+                format!("status {other:?}"),
+            )),
         }
     }
 }
@@ -52,7 +55,10 @@ impl KeySeal {
         match s {
             "plain" => Ok(KeySeal::Plain),
             "xchacha20poly1305" => Ok(KeySeal::XChaCha20Poly1305),
-            other => Err(StoreError::corrupt("signing key", format!("seal {other:?}"))),
+            other => Err(StoreError::corrupt(
+                "signing key",
+                format!("seal {other:?}"),
+            )),
         }
     }
 }
@@ -166,7 +172,9 @@ impl SigningKeys<'_> {
         .execute(self.store.pool())
         .await?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound { entity: "verify-only signing key" });
+            return Err(StoreError::NotFound {
+                entity: "verify-only signing key",
+            });
         }
         Ok(())
     }

@@ -74,7 +74,10 @@ impl TryFrom<TenantRow> for Tenant {
 pub(crate) fn check_display_name(field: &'static str, name: &str, max: usize) -> Result<()> {
     let len = name.chars().count();
     if name.trim().is_empty() || len > max {
-        return Err(StoreError::Invalid { field, reason: format!("must be 1 to {max} characters") });
+        return Err(StoreError::Invalid {
+            field,
+            reason: format!("must be 1 to {max} characters"),
+        });
     }
     Ok(())
 }
@@ -116,7 +119,8 @@ impl Tenants<'_> {
         .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;
-        row.ok_or(StoreError::NotFound { entity: "tenant" })?.try_into()
+        row.ok_or(StoreError::NotFound { entity: "tenant" })?
+            .try_into()
     }
 
     /// Looks a tenant up by slug (platform-wide: the slug is how operators name tenants).
@@ -129,7 +133,8 @@ impl Tenants<'_> {
         .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;
-        row.ok_or(StoreError::NotFound { entity: "tenant" })?.try_into()
+        row.ok_or(StoreError::NotFound { entity: "tenant" })?
+            .try_into()
     }
 
     /// All tenants ordered by id (creation order), `limit` at a time after `after` (platform admin).
@@ -149,22 +154,34 @@ impl Tenants<'_> {
 
     pub async fn rename(&self, tenant: &TenantId, name: &str) -> Result<Tenant> {
         check_display_name("name", name, 200)?;
-        self.update(tenant, "UPDATE tenants SET name = $2, updated_at = now() WHERE id = $1
-                              RETURNING id, slug, name, status, created_at, updated_at", name.trim())
-            .await
+        self.update(
+            tenant,
+            "UPDATE tenants SET name = $2, updated_at = now() WHERE id = $1
+                              RETURNING id, slug, name, status, created_at, updated_at",
+            name.trim(),
+        )
+        .await
     }
 
     pub async fn set_status(&self, tenant: &TenantId, status: TenantStatus) -> Result<Tenant> {
-        self.update(tenant, "UPDATE tenants SET status = $2, updated_at = now() WHERE id = $1
-                              RETURNING id, slug, name, status, created_at, updated_at", status.as_str())
-            .await
+        self.update(
+            tenant,
+            "UPDATE tenants SET status = $2, updated_at = now() WHERE id = $1
+                              RETURNING id, slug, name, status, created_at, updated_at",
+            status.as_str(),
+        )
+        .await
     }
 
     async fn update(&self, tenant: &TenantId, sql: &'static str, value: &str) -> Result<Tenant> {
         let mut tx = self.store.tenant_tx(tenant).await?;
-        let row: Option<TenantRow> =
-            sqlx::query_as(sql).bind(tenant.as_uuid()).bind(value).fetch_optional(&mut *tx).await?;
+        let row: Option<TenantRow> = sqlx::query_as(sql)
+            .bind(tenant.as_uuid())
+            .bind(value)
+            .fetch_optional(&mut *tx)
+            .await?;
         tx.commit().await?;
-        row.ok_or(StoreError::NotFound { entity: "tenant" })?.try_into()
+        row.ok_or(StoreError::NotFound { entity: "tenant" })?
+            .try_into()
     }
 }

@@ -51,12 +51,20 @@ impl LoginThrottle<'_> {
         .bind(client_ip)
         .fetch_optional(self.store.pool())
         .await?;
-        Ok(row.map(|(f, locked_until)| ThrottleState { failures: f.unsigned_abs(), locked_until }))
+        Ok(row.map(|(f, locked_until)| ThrottleState {
+            failures: f.unsigned_abs(),
+            locked_until,
+        }))
     }
 
     /// Counts one failure and sets the lock per `policy`, in one statement (concurrent failures
     /// each count; the row lock serialises them).
-    pub async fn record_failure(&self, email: &str, client_ip: &str, policy: &ThrottlePolicy) -> Result<ThrottleState> {
+    pub async fn record_failure(
+        &self,
+        email: &str,
+        client_ip: &str,
+        policy: &ThrottlePolicy,
+    ) -> Result<ThrottleState> {
         let (failures, locked_until): (i32, Option<DateTime<Utc>>) = sqlx::query_as(
             "INSERT INTO login_throttle AS t (email, client_ip, failures, last_failure_at, locked_until)
              VALUES ($1, $2, 1, now(), CASE WHEN 1 > $3
@@ -77,7 +85,10 @@ impl LoginThrottle<'_> {
         .bind(ms(policy.reset_after))
         .fetch_one(self.store.pool())
         .await?;
-        Ok(ThrottleState { failures: failures.unsigned_abs(), locked_until })
+        Ok(ThrottleState {
+            failures: failures.unsigned_abs(),
+            locked_until,
+        })
     }
 
     /// Forgets the failures after a successful login.

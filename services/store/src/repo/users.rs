@@ -24,7 +24,10 @@ pub struct UserCredentials {
 
 impl std::fmt::Debug for UserCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserCredentials").field("user", &self.user).field("password_hash", &"<redacted>").finish()
+        f.debug_struct("UserCredentials")
+            .field("user", &self.user)
+            .field("password_hash", &"<redacted>")
+            .finish()
     }
 }
 
@@ -62,7 +65,10 @@ impl UserRow {
             disabled: self.disabled,
             created_at: self.created_at,
         };
-        Ok(UserCredentials { user, password_hash: self.password_hash })
+        Ok(UserCredentials {
+            user,
+            password_hash: self.password_hash,
+        })
     }
 }
 
@@ -94,7 +100,10 @@ impl Users<'_> {
         .bind(user.as_uuid())
         .fetch_optional(self.store.pool())
         .await?;
-        Ok(row.ok_or(StoreError::NotFound { entity: "user" })?.into_credentials()?.user)
+        Ok(row
+            .ok_or(StoreError::NotFound { entity: "user" })?
+            .into_credentials()?
+            .user)
     }
 
     /// The account and hash for a login attempt; `None` when no live account has this email.
@@ -117,7 +126,10 @@ impl Users<'_> {
         .bind(user.as_uuid())
         .fetch_optional(self.store.pool())
         .await?;
-        Ok(row.map(|(active, is_platform_admin)| UserStatus { active, is_platform_admin }))
+        Ok(row.map(|(active, is_platform_admin)| UserStatus {
+            active,
+            is_platform_admin,
+        }))
     }
 
     pub async fn set_password_hash(&self, user: &UserId, hash: &str) -> Result<()> {
@@ -159,7 +171,10 @@ impl Users<'_> {
         .execute(&mut *tx)
         .await?;
         found(done.rows_affected())?;
-        sqlx::query("DELETE FROM memberships WHERE user_id = $1").bind(user.as_uuid()).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM memberships WHERE user_id = $1")
+            .bind(user.as_uuid())
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL")
             .bind(user.as_uuid())
             .execute(&mut *tx)
@@ -178,15 +193,25 @@ impl Users<'_> {
         .bind(i64::from(limit))
         .fetch_all(self.store.pool())
         .await?;
-        rows.into_iter().map(|r| r.into_credentials().map(|c| c.user)).collect()
+        rows.into_iter()
+            .map(|r| r.into_credentials().map(|c| c.user))
+            .collect()
     }
 
     async fn exec(&self, sql: &'static str, user: &UserId, value: Option<&str>) -> Result<()> {
-        let done = sqlx::query(sql).bind(user.as_uuid()).bind(value).execute(self.store.pool()).await?;
+        let done = sqlx::query(sql)
+            .bind(user.as_uuid())
+            .bind(value)
+            .execute(self.store.pool())
+            .await?;
         found(done.rows_affected())
     }
 }
 
 fn found(rows: u64) -> Result<()> {
-    if rows == 0 { Err(StoreError::NotFound { entity: "user" }) } else { Ok(()) }
+    if rows == 0 {
+        Err(StoreError::NotFound { entity: "user" })
+    } else {
+        Ok(())
+    }
 }

@@ -9,11 +9,26 @@ async fn windows_count_per_subject_and_roll_over() {
     let store = db.store();
     let a = tenant(store, "alpha").await;
     let b = tenant(store, "bravo").await;
-    let key = store.api_keys().create(&a.id, new_key("enc_aaaaaaaaaa")).await.unwrap();
-    store.api_keys().set_limits(&a.id, &key.id, Some(5), Some(100)).await.unwrap();
+    let key = store
+        .api_keys()
+        .create(&a.id, new_key("enc_aaaaaaaaaa"))
+        .await
+        .unwrap();
+    store
+        .api_keys()
+        .set_limits(&a.id, &key.id, Some(5), Some(100))
+        .await
+        .unwrap();
     store
         .rate_limits()
-        .set_tenant_limits(&a.id, TenantLimits { requests_per_minute: Some(10), tokens_per_minute: None, monthly_token_budget: Some(50) })
+        .set_tenant_limits(
+            &a.id,
+            TenantLimits {
+                requests_per_minute: Some(10),
+                tokens_per_minute: None,
+                monthly_token_budget: Some(50),
+            },
+        )
         .await
         .unwrap();
     let w0 = Utc::now().duration_trunc(TimeDelta::minutes(1)).unwrap();
@@ -32,8 +47,18 @@ async fn windows_count_per_subject_and_roll_over() {
 
     rl.add_tokens(&a.id, Some(&key.id), w0, 20).await.unwrap();
     let s = rl.hit(&a.id, Some(&key.id), w1, 1).await.unwrap();
-    assert_eq!((s.tenant.requests, s.tenant.prev_requests, s.tenant.prev_tokens), (1, 3, 32));
-    assert_eq!((s.key.unwrap().prev_requests, s.key.unwrap().prev_tokens), (2, 28));
+    assert_eq!(
+        (
+            s.tenant.requests,
+            s.tenant.prev_requests,
+            s.tenant.prev_tokens
+        ),
+        (1, 3, 32)
+    );
+    assert_eq!(
+        (s.key.unwrap().prev_requests, s.key.unwrap().prev_tokens),
+        (2, 28)
+    );
     assert_eq!(s.month_tokens, 32);
 
     // Tenant B's counters are its own.
@@ -42,5 +67,9 @@ async fn windows_count_per_subject_and_roll_over() {
     let usage = rl.usage(&a.id, w0).await.unwrap();
     assert_eq!((usage.requests, usage.tokens), (4, 33));
 
-    assert_eq!(rl.prune_windows(w1).await.unwrap(), 3, "tenant A, key, tenant B windows at w0");
+    assert_eq!(
+        rl.prune_windows(w1).await.unwrap(),
+        3,
+        "tenant A, key, tenant B windows at w0"
+    );
 }

@@ -1,6 +1,8 @@
 //! Integration tests against a real throwaway PostgreSQL (one cluster per process, one database
 //! per test).
 
+#![allow(clippy::unwrap_used)]
+
 mod auth_tables;
 mod limits;
 mod schema;
@@ -12,7 +14,10 @@ use enclave_store::{NewApiKey, NewTenant, NewUser, Store, Tenant, User};
 pub async fn tenant(store: &Store, slug: &str) -> Tenant {
     store
         .tenants()
-        .create(NewTenant { slug: TenantSlug::parse(slug).unwrap(), name: format!("{slug} Inc.") })
+        .create(NewTenant {
+            slug: TenantSlug::parse(slug).unwrap(),
+            name: format!("{slug} Inc."),
+        })
         .await
         .unwrap()
 }
@@ -41,4 +46,3 @@ pub fn new_key(prefix: &str) -> NewApiKey {
         tokens_per_minute: None,
     }
 }
-

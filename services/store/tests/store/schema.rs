@@ -9,7 +9,10 @@ async fn migrations_apply_and_the_app_role_is_confined() {
             .fetch_one(db.pool())
             .await
             .unwrap();
-    assert!(!superuser && !bypass, "the application role must be bound by RLS");
+    assert!(
+        !superuser && !bypass,
+        "the application role must be bound by RLS"
+    );
     let owned: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tableowner = current_user",
     )
@@ -17,7 +20,10 @@ async fn migrations_apply_and_the_app_role_is_confined() {
     .await
     .unwrap();
     assert_eq!(owned, 0, "the application role must own no table");
-    let err = sqlx::query("CREATE TABLE sneaky (x int)").execute(db.pool()).await.unwrap_err();
+    let err = sqlx::query("CREATE TABLE sneaky (x int)")
+        .execute(db.pool())
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("permission denied"), "{err}");
 }
 
@@ -26,7 +32,10 @@ async fn rls_is_forced_even_for_the_table_owner() {
     let db = TestDb::fresh().await;
     let t = crate::tenant(db.store(), "alpha").await;
     // The owner (migrator) owns the tables; FORCE makes the policies bind it too.
-    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants").fetch_one(db.owner_pool()).await.unwrap();
+    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants")
+        .fetch_one(db.owner_pool())
+        .await
+        .unwrap();
     assert_eq!(seen, 0);
     let superuser: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants WHERE id = $1")
         .bind(t.id.as_uuid())
@@ -42,5 +51,8 @@ async fn rls_is_forced_even_for_the_table_owner() {
     .await
     .unwrap();
     assert_eq!(forced.len(), 6);
-    assert!(forced.iter().all(|(_, on, force)| *on && *force), "{forced:?}");
+    assert!(
+        forced.iter().all(|(_, on, force)| *on && *force),
+        "{forced:?}"
+    );
 }
