@@ -9,7 +9,10 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::PgPool;
 
-use crate::{AuditActor, AuditError, AuditRecord, AuditSigningKey, AuditWriter, ExportFormat, SeqRange, WriterConfig, export, verify_db};
+use crate::{
+    AuditActor, AuditError, AuditRecord, AuditSigningKey, AuditWriter, ExportFormat, SeqRange,
+    WriterConfig, export, verify_db,
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BenchFigure {
@@ -21,7 +24,12 @@ pub struct BenchFigure {
 
 impl BenchFigure {
     fn new(metric: impl Into<String>, value: f64, unit: &'static str) -> Self {
-        BenchFigure { bench: "audit", metric: metric.into(), value, unit }
+        BenchFigure {
+            bench: "audit",
+            metric: metric.into(),
+            value,
+            unit,
+        }
     }
 
     pub fn to_json_line(&self) -> String {
@@ -39,7 +47,11 @@ pub struct BenchOptions {
 
 impl BenchOptions {
     pub fn new(spool_path: impl Into<std::path::PathBuf>) -> Self {
-        BenchOptions { duration_per_level: Duration::from_secs(3), concurrency: vec![1, 16, 64], spool_path: spool_path.into() }
+        BenchOptions {
+            duration_per_level: Duration::from_secs(3),
+            concurrency: vec![1, 16, 64],
+            spool_path: spool_path.into(),
+        }
     }
 }
 
@@ -55,13 +67,21 @@ fn sample(tenant: TenantId, i: u64) -> AuditRecord {
     r.response = Some(crate::AuditResponse {
         body: json!("a benchmark answer of moderate length, about as long as a short reply"),
         finish_reason: Some("stop".into()),
-        usage: Some(crate::Usage { prompt_tokens: 20, completion_tokens: 14, total_tokens: 34 }),
+        usage: Some(crate::Usage {
+            prompt_tokens: 20,
+            completion_tokens: 14,
+            total_tokens: 34,
+        }),
     });
     r
 }
 
 /// Runs the audit benchmark against `pool` (application role) in a fresh bench tenant chain.
-pub async fn run(pool: &PgPool, opts: &BenchOptions, sink: &mut dyn FnMut(BenchFigure)) -> Result<(), AuditError> {
+pub async fn run(
+    pool: &PgPool,
+    opts: &BenchOptions,
+    sink: &mut dyn FnMut(BenchFigure),
+) -> Result<(), AuditError> {
     let tenant = TenantId::new();
     let writer = AuditWriter::start(pool.clone(), WriterConfig::new(&opts.spool_path)).await?;
     for &n in &opts.concurrency {
@@ -73,7 +93,9 @@ pub async fn run(pool: &PgPool, opts: &BenchOptions, sink: &mut dyn FnMut(BenchF
                 tokio::spawn(async move {
                     let mut done = 0u64;
                     while Instant::now() < deadline {
-                        writer.append(sample(tenant, w as u64 * 1_000_000 + done)).await?;
+                        writer
+                            .append(sample(tenant, w as u64 * 1_000_000 + done))
+                            .await?;
                         done += 1;
                     }
                     Ok::<u64, AuditError>(done)
@@ -85,19 +107,43 @@ pub async fn run(pool: &PgPool, opts: &BenchOptions, sink: &mut dyn FnMut(BenchF
             total += t.await.map_err(|_| AuditError::WriterStopped)??;
         }
         let secs = start.elapsed().as_secs_f64();
-        sink(BenchFigure::new(format!("durable_appends_{n}_writers"), total as f64 / secs, "records/s"));
+        sink(BenchFigure::new(
+            format!("durable_appends_{n}_writers"),
+            total as f64 / secs,
+            "records/s",
+        ));
     }
     writer.shutdown().await;
     let key = AuditSigningKey::generate("bench")?;
     let start = Instant::now();
     let mut sinkw = tokio::io::sink();
-    let m = export(pool, &tenant, Utc::now() - chrono::Duration::days(1), Utc::now() + chrono::Duration::days(1), ExportFormat::Jsonl, &key, &mut sinkw).await?;
-    sink(BenchFigure::new("export_jsonl", m.count as f64 / start.elapsed().as_secs_f64(), "rows/s"));
+    let m = export(
+        pool,
+        &tenant,
+        Utc::now() - chrono::Duration::days(1),
+        Utc::now() + chrono::Duration::days(1),
+        ExportFormat::Jsonl,
+        &key,
+        &mut sinkw,
+    )
+    .await?;
+    sink(BenchFigure::new(
+        "export_jsonl",
+        m.count as f64 / start.elapsed().as_secs_f64(),
+        "rows/s",
+    ));
     let start = Instant::now();
     let report = verify_db(pool, &tenant, SeqRange::default(), &[]).await?;
-    sink(BenchFigure::new("verify_db", report.checked as f64 / start.elapsed().as_secs_f64(), "rows/s"));
+    sink(BenchFigure::new(
+        "verify_db",
+        report.checked as f64 / start.elapsed().as_secs_f64(),
+        "rows/s",
+    ));
     if !report.is_ok() {
-        return Err(AuditError::InvalidRecord { field: "bench chain", reason: format!("did not verify: {:?}", report.first_finding()) });
+        return Err(AuditError::InvalidRecord {
+            field: "bench chain",
+            reason: format!("did not verify: {:?}", report.first_finding()),
+        });
     }
     Ok(())
 }

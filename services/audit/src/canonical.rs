@@ -135,7 +135,8 @@ fn write_number(n: &Number, out: &mut Vec<u8>) {
         } else if f.fract() == 0.0 && (0.0..1.844_674_407_370_955_2e19).contains(&f) {
             let _ = write!(out, "{}", f as u64);
         } else {
-            let _ = serde_json::to_writer(&mut *out, &Number::from_f64(f).unwrap_or(Number::from(0)));
+            let _ =
+                serde_json::to_writer(&mut *out, &Number::from_f64(f).unwrap_or(Number::from(0)));
         }
     }
 }
@@ -172,18 +173,33 @@ mod tests {
         let a: Value = serde_json::from_str(r#"{"b":1,"a":{"y":2.0,"x":[1e0,-0.0,0.5]}}"#).unwrap();
         let b: Value = serde_json::from_str(r#"{"a":{"x":[1,0,5e-1],"y":2},"b":1.0}"#).unwrap();
         assert_eq!(canonical_json(&a), canonical_json(&b));
-        assert_eq!(String::from_utf8(canonical_json(&a)).unwrap(), r#"{"a":{"x":[1,0,0.5],"y":2},"b":1}"#);
+        assert_eq!(
+            String::from_utf8(canonical_json(&a)).unwrap(),
+            r#"{"a":{"x":[1,0,0.5],"y":2},"b":1}"#
+        );
     }
 
     #[test]
     fn canonical_form_survives_decimal_storage() {
         // jsonb keeps numbers as decimals; re-parsing its text must give the same bytes.
-        for text in ["1e19", "1e21", "-1e19", "0.1", "1.5e-7", "18446744073709551615", "-9223372036854775808"] {
+        for text in [
+            "1e19",
+            "1e21",
+            "-1e19",
+            "0.1",
+            "1.5e-7",
+            "18446744073709551615",
+            "-9223372036854775808",
+        ] {
             let v: Value = serde_json::from_str(text).unwrap();
             let f: f64 = text.parse().unwrap();
             let decimal = format!("{f:.0}");
             // jsonb prints integers as given and floats as plain decimals.
-            let stored = if v.is_f64() && f.fract() == 0.0 { decimal.as_str() } else { text };
+            let stored = if v.is_f64() && f.fract() == 0.0 {
+                decimal.as_str()
+            } else {
+                text
+            };
             let via_decimal: Value = serde_json::from_str(stored).unwrap();
             assert_eq!(canonical_json(&v), canonical_json(&via_decimal), "{text}");
         }
@@ -192,7 +208,10 @@ mod tests {
     #[test]
     fn strings_are_escaped_deterministically() {
         let v = json!({"k": "quote\" nl\n tab\t uni é \u{1}"});
-        assert_eq!(String::from_utf8(canonical_json(&v)).unwrap(), r#"{"k":"quote\" nl\n tab\t uni é \u0001"}"#);
+        assert_eq!(
+            String::from_utf8(canonical_json(&v)).unwrap(),
+            r#"{"k":"quote\" nl\n tab\t uni é \u0001"}"#
+        );
     }
 
     #[test]
@@ -201,42 +220,101 @@ mod tests {
         let rec = json!({"action": "x", "status_code": 200, "request": {"prompt": "hi"}});
         let base = chain_hash(&ChainHash::GENESIS, &t, 1, &rec);
         assert_ne!(base, chain_hash(&ChainHash::GENESIS, &t, 2, &rec), "seq");
-        assert_ne!(base, chain_hash(&ChainHash::GENESIS, &TenantId::new(), 1, &rec), "tenant");
-        assert_ne!(base, chain_hash(&ChainHash::from_bytes([1; 32]), &t, 1, &rec), "prev");
+        assert_ne!(
+            base,
+            chain_hash(&ChainHash::GENESIS, &TenantId::new(), 1, &rec),
+            "tenant"
+        );
+        assert_ne!(
+            base,
+            chain_hash(&ChainHash::from_bytes([1; 32]), &t, 1, &rec),
+            "prev"
+        );
         let mut changed = rec.clone();
         changed["request"]["prompt"] = json!("hi!");
-        assert_ne!(base, chain_hash(&ChainHash::GENESIS, &t, 1, &changed), "request");
+        assert_ne!(
+            base,
+            chain_hash(&ChainHash::GENESIS, &t, 1, &changed),
+            "request"
+        );
         changed = rec.clone();
         changed["status_code"] = json!(201);
-        assert_ne!(base, chain_hash(&ChainHash::GENESIS, &t, 1, &changed), "status");
-        assert_eq!(base, chain_hash(&ChainHash::GENESIS, &t, 1, &rec.clone()), "deterministic");
+        assert_ne!(
+            base,
+            chain_hash(&ChainHash::GENESIS, &t, 1, &changed),
+            "status"
+        );
+        assert_eq!(
+            base,
+            chain_hash(&ChainHash::GENESIS, &t, 1, &rec.clone()),
+            "deterministic"
+        );
     }
 
     #[test]
     fn every_record_field_is_covered() {
         use crate::record::*;
         let t = TenantId::new();
-        let base = AuditRecord::new(t, AuditActor::System { id: "s".into() }, "a.b", json!({"p": 1}));
-        let h = |r: &AuditRecord| chain_hash(&ChainHash::GENESIS, &t, 1, &serde_json::to_value(r).unwrap());
+        let base = AuditRecord::new(
+            t,
+            AuditActor::System { id: "s".into() },
+            "a.b",
+            json!({"p": 1}),
+        );
+        let h = |r: &AuditRecord| {
+            chain_hash(
+                &ChainHash::GENESIS,
+                &t,
+                1,
+                &serde_json::to_value(r).unwrap(),
+            )
+        };
         let h0 = h(&base);
         let muts: Vec<(&str, Box<dyn Fn(&mut AuditRecord)>)> = vec![
-            ("record_id", Box::new(|r| r.record_id = uuid::Uuid::now_v7())),
-            ("time", Box::new(|r| r.time += chrono::Duration::microseconds(1))),
-            ("actor", Box::new(|r| r.actor = AuditActor::System { id: "t".into() })),
+            (
+                "record_id",
+                Box::new(|r| r.record_id = uuid::Uuid::now_v7()),
+            ),
+            (
+                "time",
+                Box::new(|r| r.time += chrono::Duration::microseconds(1)),
+            ),
+            (
+                "actor",
+                Box::new(|r| r.actor = AuditActor::System { id: "t".into() }),
+            ),
             ("action", Box::new(|r| r.action = "a.c".into())),
             ("resource", Box::new(|r| r.resource = Some("x".into()))),
             ("phase", Box::new(|r| r.phase = Phase::Aborted)),
             ("request", Box::new(|r| r.request = json!({"p": 2}))),
-            ("response", Box::new(|r| r.response = Some(AuditResponse::default()))),
+            (
+                "response",
+                Box::new(|r| r.response = Some(AuditResponse::default())),
+            ),
             ("model", Box::new(|r| r.model = Some("m".into()))),
-            ("adapter", Box::new(|r| r.adapter_version = Some("v".into()))),
-            ("policy", Box::new(|r| r.policy = Some(PolicyInfo::default()))),
+            (
+                "adapter",
+                Box::new(|r| r.adapter_version = Some("v".into())),
+            ),
+            (
+                "policy",
+                Box::new(|r| r.policy = Some(PolicyInfo::default())),
+            ),
             ("status", Box::new(|r| r.status_code = 500)),
             ("latency", Box::new(|r| r.latency_ms = 7)),
-            ("client", Box::new(|r| r.client_addr = Some("1.2.3.4".into()))),
-            ("request_id", Box::new(|r| r.request_id = Some(enclave_domain::RequestId::new()))),
+            (
+                "client",
+                Box::new(|r| r.client_addr = Some("1.2.3.4".into())),
+            ),
+            (
+                "request_id",
+                Box::new(|r| r.request_id = Some(enclave_domain::RequestId::new())),
+            ),
             ("trace_id", Box::new(|r| r.trace_id = Some("t".into()))),
-            ("change", Box::new(|r| r.change = Some(AdminChange::default()))),
+            (
+                "change",
+                Box::new(|r| r.change = Some(AdminChange::default())),
+            ),
         ];
         for (name, m) in muts {
             let mut r = base.clone();

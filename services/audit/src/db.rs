@@ -38,7 +38,10 @@ impl Prepared {
 
 /// A transaction that sees every tenant's audit rows (the writer chains several tenants at once).
 pub(crate) async fn system_tx(pool: &PgPool) -> Result<Transaction<'static, Postgres>, AuditError> {
-    let mut tx = pool.begin().await.map_err(AuditError::db("beginning an audit transaction"))?;
+    let mut tx = pool
+        .begin()
+        .await
+        .map_err(AuditError::db("beginning an audit transaction"))?;
     sqlx::query("SELECT set_config('enclave.rls_bypass', 'on', true)")
         .execute(&mut *tx)
         .await
@@ -47,8 +50,14 @@ pub(crate) async fn system_tx(pool: &PgPool) -> Result<Transaction<'static, Post
 }
 
 /// A transaction scoped to one tenant (row-level security shows only its rows).
-pub(crate) async fn tenant_tx(pool: &PgPool, tenant: &TenantId) -> Result<Transaction<'static, Postgres>, AuditError> {
-    let mut tx = pool.begin().await.map_err(AuditError::db("beginning an audit transaction"))?;
+pub(crate) async fn tenant_tx(
+    pool: &PgPool,
+    tenant: &TenantId,
+) -> Result<Transaction<'static, Postgres>, AuditError> {
+    let mut tx = pool
+        .begin()
+        .await
+        .map_err(AuditError::db("beginning an audit transaction"))?;
     sqlx::query("SELECT set_config('enclave.tenant_id', $1, true)")
         .bind(tenant.to_string())
         .execute(&mut *tx)
@@ -66,7 +75,11 @@ fn month_key(t: &DateTime<Utc>) -> i32 {
 }
 
 impl PartitionCache {
-    async fn ensure(&mut self, tx: &mut Transaction<'static, Postgres>, at: DateTime<Utc>) -> Result<(), AuditError> {
+    async fn ensure(
+        &mut self,
+        tx: &mut Transaction<'static, Postgres>,
+        at: DateTime<Utc>,
+    ) -> Result<(), AuditError> {
         if self.0.contains(&month_key(&at)) {
             return Ok(());
         }
@@ -84,8 +97,11 @@ impl PartitionCache {
         let mut tx = system_tx(pool).await?;
         let now = Utc::now();
         self.ensure(&mut tx, now).await?;
-        self.ensure(&mut tx, now + chrono::Duration::days(32)).await?;
-        tx.commit().await.map_err(AuditError::db("committing partitions"))
+        self.ensure(&mut tx, now + chrono::Duration::days(32))
+            .await?;
+        tx.commit()
+            .await
+            .map_err(AuditError::db("committing partitions"))
     }
 }
 
@@ -124,7 +140,14 @@ async fn lock_heads(
             field: "audit_chain_heads.hash",
             reason: format!("tenant {t}: stored head is not 32 bytes"),
         })?;
-        heads.insert(t, Head { seq: u64::try_from(seq).unwrap_or(0), hash, last });
+        heads.insert(
+            t,
+            Head {
+                seq: u64::try_from(seq).unwrap_or(0),
+                hash,
+                last,
+            },
+        );
     }
     Ok(heads)
 }
@@ -153,7 +176,10 @@ pub(crate) async fn insert_batch(
     match insert_once(pool, partitions, batch).await {
         // 23514 "no partition of relation found for row": a prune dropped a month this
         // process had ensured. Forget what it knew and try once more.
-        Err(AuditError::Database { source: sqlx::Error::Database(e), .. }) if e.code().as_deref() == Some("23514") => {
+        Err(AuditError::Database {
+            source: sqlx::Error::Database(e),
+            ..
+        }) if e.code().as_deref() == Some("23514") => {
             partitions.0.clear();
             insert_once(pool, partitions, batch).await
         }
@@ -176,7 +202,10 @@ async fn insert_once(
     let mut out = Vec::with_capacity(batch.len());
     for p in batch {
         let Some(head) = heads.get_mut(p.tenant.as_uuid()) else {
-            return Err(AuditError::InvalidRecord { field: "tenant", reason: format!("no chain head for {}", p.tenant) });
+            return Err(AuditError::InvalidRecord {
+                field: "tenant",
+                reason: format!("no chain head for {}", p.tenant),
+            });
         };
         let seq = head.seq + 1;
         let hash = chain_hash(&head.hash, &p.tenant, seq, &p.value);
@@ -189,8 +218,13 @@ async fn insert_once(
         cols.event_time.push(p.time);
         cols.prev.push(head.hash.as_bytes().to_vec());
         cols.hash.push(hash.as_bytes().to_vec());
-        cols.record.push(serde_json::to_string(&p.value).map_err(AuditError::json("audit record"))?);
-        *head = Head { seq, hash, last: inserted_at };
+        cols.record
+            .push(serde_json::to_string(&p.value).map_err(AuditError::json("audit record"))?);
+        *head = Head {
+            seq,
+            hash,
+            last: inserted_at,
+        };
         out.push(Chained { seq, hash });
     }
     let mut months: Vec<DateTime<Utc>> = cols.inserted_at.clone();
@@ -216,11 +250,16 @@ async fn insert_once(
     .await
     .map_err(AuditError::db("inserting audit records"))?;
     update_heads(&mut tx, &heads).await?;
-    tx.commit().await.map_err(AuditError::db("committing audit records"))?;
+    tx.commit()
+        .await
+        .map_err(AuditError::db("committing audit records"))?;
     Ok(out)
 }
 
-async fn update_heads(tx: &mut Transaction<'static, Postgres>, heads: &BTreeMap<Uuid, Head>) -> Result<(), AuditError> {
+async fn update_heads(
+    tx: &mut Transaction<'static, Postgres>,
+    heads: &BTreeMap<Uuid, Head>,
+) -> Result<(), AuditError> {
     let tenants: Vec<Uuid> = heads.keys().copied().collect();
     let seqs: Vec<i64> = heads.values().map(|h| h.seq as i64).collect();
     let hashes: Vec<Vec<u8>> = heads.values().map(|h| h.hash.as_bytes().to_vec()).collect();
@@ -243,11 +282,14 @@ async fn update_heads(tx: &mut Transaction<'static, Postgres>, heads: &BTreeMap<
 /// Which of `ids` are already stored (spool replay after a crash between commit and truncate).
 pub(crate) async fn existing_ids(pool: &PgPool, ids: &[Uuid]) -> Result<HashSet<Uuid>, AuditError> {
     let mut tx = system_tx(pool).await?;
-    let rows: Vec<(Uuid,)> = sqlx::query_as("SELECT record_id FROM audit_events WHERE record_id = ANY($1)")
-        .bind(ids)
-        .fetch_all(&mut *tx)
+    let rows: Vec<(Uuid,)> =
+        sqlx::query_as("SELECT record_id FROM audit_events WHERE record_id = ANY($1)")
+            .bind(ids)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(AuditError::db("checking replayed records"))?;
+    tx.commit()
         .await
         .map_err(AuditError::db("checking replayed records"))?;
-    tx.commit().await.map_err(AuditError::db("checking replayed records"))?;
     Ok(rows.into_iter().map(|r| r.0).collect())
 }

@@ -19,7 +19,11 @@ pub enum AuditError {
         source: std::io::Error,
     },
     #[error("audit spool {} is corrupt at byte {offset}: {reason}", path.display())]
-    SpoolCorrupt { path: PathBuf, offset: u64, reason: String },
+    SpoolCorrupt {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
     #[error("the audit batch this record was in failed: {reason}")]
     BatchFailed { reason: String },
     #[error("the audit writer has stopped")]

@@ -2,6 +2,8 @@
 //! durably (group commit into PostgreSQL, fsynced local spool while it is unreachable),
 //! verifiable in the database and in exported files, with signed checkpoints (Ed25519).
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::type_complexity))]
+
 pub mod bench;
 mod canonical;
 mod db;
@@ -20,8 +22,12 @@ pub use error::AuditError;
 pub use export::{ExportFormat, ExportManifest, export, verify_export};
 pub use prune::{DroppedPartition, prune};
 pub use query::{AuditEvent, AuditFilter, AuditPage, Cursor, MAX_PAGE, query};
-pub use record::{AdminChange, AuditActor, AuditRecord, AuditResponse, PLATFORM_CHAIN, Phase, PolicyInfo, Usage};
-pub use signing::{AuditPublicKey, AuditSigningKey, Checkpoint, checkpoint_heads, checkpoint_message};
+pub use record::{
+    AdminChange, AuditActor, AuditRecord, AuditResponse, PLATFORM_CHAIN, Phase, PolicyInfo, Usage,
+};
+pub use signing::{
+    AuditPublicKey, AuditSigningKey, Checkpoint, checkpoint_heads, checkpoint_message,
+};
 pub use verify::{Finding, VerifyReport};
 pub use verify_db::{SeqRange, verify_db};
 pub use writer::{AuditReceipt, AuditWriter, Durability, StreamAudit, WriterConfig};

@@ -25,18 +25,32 @@ pub async fn prune(
 ) -> Result<Vec<DroppedPartition>, AuditError> {
     let mut record = AuditRecord::new(
         PLATFORM_CHAIN,
-        AuditActor::System { id: operator.to_owned() },
+        AuditActor::System {
+            id: operator.to_owned(),
+        },
         "audit.prune",
         json!({ "cutoff": cutoff }),
     );
     record.resource = Some("audit_events".into());
     writer.append(record).await?;
-    let mut tx = owner_pool.begin().await.map_err(AuditError::db("beginning the prune"))?;
-    let rows: Vec<(String, i64)> = sqlx::query_as("SELECT partition_name, row_count FROM audit_prune_partitions($1)")
-        .bind(cutoff)
-        .fetch_all(&mut *tx)
+    let mut tx = owner_pool
+        .begin()
         .await
-        .map_err(AuditError::db("dropping audit partitions"))?;
-    tx.commit().await.map_err(AuditError::db("committing the prune"))?;
-    Ok(rows.into_iter().map(|(name, rows)| DroppedPartition { name, rows: rows as u64 }).collect())
+        .map_err(AuditError::db("beginning the prune"))?;
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT partition_name, row_count FROM audit_prune_partitions($1)")
+            .bind(cutoff)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(AuditError::db("dropping audit partitions"))?;
+    tx.commit()
+        .await
+        .map_err(AuditError::db("committing the prune"))?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, rows)| DroppedPartition {
+            name,
+            rows: rows as u64,
+        })
+        .collect())
 }

@@ -3,12 +3,12 @@
 use chrono::{DateTime, Utc};
 use enclave_domain::TenantId;
 use serde::Serialize;
-use uuid::Uuid;
 use sqlx::PgPool;
+use uuid::Uuid;
 
+use crate::AuditError;
 use crate::canonical::ChainHash;
 use crate::db::tenant_tx;
-use crate::AuditError;
 
 /// Filters; every one that is set must match. Time bounds are on the record's event time.
 #[derive(Debug, Clone, Default)]
@@ -37,7 +37,10 @@ impl Cursor {
         s.strip_prefix("s")
             .and_then(|n| n.parse::<u64>().ok())
             .map(Cursor)
-            .ok_or_else(|| AuditError::InvalidQuery { field: "cursor", reason: "not a cursor this server issued".into() })
+            .ok_or_else(|| AuditError::InvalidQuery {
+                field: "cursor",
+                reason: "not a cursor this server issued".into(),
+            })
     }
 }
 
@@ -69,11 +72,21 @@ pub struct AuditPage {
 pub const MAX_PAGE: u32 = 500;
 
 fn like_pattern(s: &str) -> String {
-    let escaped = s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    let escaped = s
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
     format!("%{escaped}%")
 }
 
-type Row = (i64, DateTime<Utc>, Uuid, Vec<u8>, Vec<u8>, serde_json::Value);
+type Row = (
+    i64,
+    DateTime<Utc>,
+    Uuid,
+    Vec<u8>,
+    Vec<u8>,
+    serde_json::Value,
+);
 
 /// `tenant`'s records matching `filter`, newest first, `limit` (1..=500) per page.
 pub async fn query(
@@ -84,7 +97,10 @@ pub async fn query(
     limit: u32,
 ) -> Result<AuditPage, AuditError> {
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(AuditError::InvalidQuery { field: "limit", reason: format!("must be 1..={MAX_PAGE}, got {limit}") });
+        return Err(AuditError::InvalidQuery {
+            field: "limit",
+            reason: format!("must be 1..={MAX_PAGE}, got {limit}"),
+        });
     }
     let mut tx = tenant_tx(pool, tenant).await?;
     let rows: Vec<Row> = sqlx::query_as(
@@ -118,20 +134,31 @@ pub async fn query(
     .fetch_all(&mut *tx)
     .await
     .map_err(AuditError::db("querying audit records"))?;
-    tx.commit().await.map_err(AuditError::db("querying audit records"))?;
+    tx.commit()
+        .await
+        .map_err(AuditError::db("querying audit records"))?;
     let more = rows.len() > limit as usize;
     let events: Vec<AuditEvent> = rows
         .into_iter()
         .take(limit as usize)
-        .map(|(seq, inserted_at, record_id, prev, hash, record)| AuditEvent {
-            seq: seq as u64,
-            inserted_at,
-            record_id,
-            prev_hash: ChainHash::from_slice(&prev).unwrap_or_default(),
-            hash: ChainHash::from_slice(&hash).unwrap_or_default(),
-            record,
-        })
+        .map(
+            |(seq, inserted_at, record_id, prev, hash, record)| AuditEvent {
+                seq: seq as u64,
+                inserted_at,
+                record_id,
+                prev_hash: ChainHash::from_slice(&prev).unwrap_or_default(),
+                hash: ChainHash::from_slice(&hash).unwrap_or_default(),
+                record,
+            },
+        )
         .collect();
-    let next_cursor = if more { events.last().map(|e| Cursor(e.seq).to_string()) } else { None };
-    Ok(AuditPage { events, next_cursor })
+    let next_cursor = if more {
+        events.last().map(|e| Cursor(e.seq).to_string())
+    } else {
+        None
+    };
+    Ok(AuditPage {
+        events,
+        next_cursor,
+    })
 }

@@ -15,10 +15,16 @@ pub const PLATFORM_CHAIN: TenantId = TenantId::from_uuid(Uuid::nil());
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AuditActor {
-    User { id: UserId },
-    ApiKey { id: ApiKeyId },
+    User {
+        id: UserId,
+    },
+    ApiKey {
+        id: ApiKeyId,
+    },
     /// The platform itself (maintenance commands, background jobs); `id` names the component.
-    System { id: String },
+    System {
+        id: String,
+    },
 }
 
 impl AuditActor {
@@ -119,7 +125,12 @@ const MAX_ACTION: usize = 128;
 
 impl AuditRecord {
     /// A record of `action` by `actor` in `tenant`, stamped now, status 200 until set.
-    pub fn new(tenant: TenantId, actor: AuditActor, action: impl Into<String>, request: Value) -> Self {
+    pub fn new(
+        tenant: TenantId,
+        actor: AuditActor,
+        action: impl Into<String>,
+        request: Value,
+    ) -> Self {
         AuditRecord {
             record_id: Uuid::now_v7(),
             time: Utc::now().trunc_subsecs(6),
@@ -148,11 +159,17 @@ impl AuditRecord {
     pub fn checked(mut self) -> Result<Self, AuditError> {
         let action_ok = !self.action.is_empty()
             && self.action.len() <= MAX_ACTION
-            && self.action.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+            && self
+                .action
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
         if !action_ok {
             return Err(AuditError::InvalidRecord {
                 field: "action",
-                reason: format!("must be 1..={MAX_ACTION} of [a-z0-9._-], got {:?}", truncate(&self.action)),
+                reason: format!(
+                    "must be 1..={MAX_ACTION} of [a-z0-9._-], got {:?}",
+                    truncate(&self.action)
+                ),
             });
         }
         if !(100..=599).contains(&self.status_code) {
@@ -164,7 +181,10 @@ impl AuditRecord {
         if let AuditActor::System { id } = &self.actor
             && id.is_empty()
         {
-            return Err(AuditError::InvalidRecord { field: "actor.id", reason: "must not be empty".into() });
+            return Err(AuditError::InvalidRecord {
+                field: "actor.id",
+                reason: "must not be empty".into(),
+            });
         }
         self.time = self.time.trunc_subsecs(6);
         let mut value = serde_json::to_value(&self).map_err(AuditError::json("audit record"))?;
@@ -176,7 +196,12 @@ impl AuditRecord {
 
     /// The same record marked as the start of a stream (response not known yet).
     pub fn stream_started(&self) -> AuditRecord {
-        AuditRecord { record_id: Uuid::now_v7(), phase: Phase::Started, response: None, ..self.clone() }
+        AuditRecord {
+            record_id: Uuid::now_v7(),
+            phase: Phase::Started,
+            response: None,
+            ..self.clone()
+        }
     }
 }
 
@@ -212,7 +237,12 @@ mod tests {
     use super::*;
 
     fn rec() -> AuditRecord {
-        AuditRecord::new(TenantId::new(), AuditActor::System { id: "test".into() }, "chat.completions.create", Value::Null)
+        AuditRecord::new(
+            TenantId::new(),
+            AuditActor::System { id: "test".into() },
+            "chat.completions.create",
+            Value::Null,
+        )
     }
 
     #[test]
@@ -222,7 +252,10 @@ mod tests {
             ("action", Box::new(|r| r.action = "Chat Completions".into())),
             ("action", Box::new(|r| r.action = "a".repeat(129))),
             ("status_code", Box::new(|r| r.status_code = 42)),
-            ("actor.id", Box::new(|r| r.actor = AuditActor::System { id: String::new() })),
+            (
+                "actor.id",
+                Box::new(|r| r.actor = AuditActor::System { id: String::new() }),
+            ),
         ];
         for (field, mutate) in cases {
             let mut r = rec();

@@ -26,9 +26,17 @@ pub enum Finding {
     /// A record that was not part of the chain sits at this seq.
     Inserted { seq: u64, record_id: Option<Uuid> },
     /// The record at `seq` was written as `original_seq`.
-    Reordered { seq: u64, original_seq: u64, record_id: Option<Uuid> },
+    Reordered {
+        seq: u64,
+        original_seq: u64,
+        record_id: Option<Uuid>,
+    },
     /// A signed checkpoint disagrees with the chain at `seq` (or its signature is invalid).
-    Checkpoint { seq: u64, key_id: String, reason: String },
+    Checkpoint {
+        seq: u64,
+        key_id: String,
+        reason: String,
+    },
     /// The chain head says `head_seq`, the last record found is `last_seq` (tail removed or
     /// head rewritten).
     Head { head_seq: u64, last_seq: u64 },
@@ -59,17 +67,39 @@ impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let id = |r: &Option<Uuid>| r.map(|r| format!(" (record {r})")).unwrap_or_default();
         match self {
-            Finding::Altered { seq, record_id } => write!(f, "record seq {seq}{} was altered", id(record_id)),
+            Finding::Altered { seq, record_id } => {
+                write!(f, "record seq {seq}{} was altered", id(record_id))
+            }
             Finding::Missing { seq } => write!(f, "record seq {seq} is missing"),
-            Finding::Inserted { seq, record_id } => write!(f, "record seq {seq}{} was inserted", id(record_id)),
-            Finding::Reordered { seq, original_seq, record_id } => {
-                write!(f, "record seq {seq}{} was moved (written as seq {original_seq})", id(record_id))
+            Finding::Inserted { seq, record_id } => {
+                write!(f, "record seq {seq}{} was inserted", id(record_id))
             }
-            Finding::Checkpoint { seq, key_id, reason } => write!(f, "checkpoint at seq {seq} (key {key_id}): {reason}"),
+            Finding::Reordered {
+                seq,
+                original_seq,
+                record_id,
+            } => {
+                write!(
+                    f,
+                    "record seq {seq}{} was moved (written as seq {original_seq})",
+                    id(record_id)
+                )
+            }
+            Finding::Checkpoint {
+                seq,
+                key_id,
+                reason,
+            } => write!(f, "checkpoint at seq {seq} (key {key_id}): {reason}"),
             Finding::Head { head_seq, last_seq } => {
-                write!(f, "chain head is at seq {head_seq} but the last record is seq {last_seq}")
+                write!(
+                    f,
+                    "chain head is at seq {head_seq} but the last record is seq {last_seq}"
+                )
             }
-            Finding::Column { seq, column } => write!(f, "record seq {seq}: column {column} differs from the record"),
+            Finding::Column { seq, column } => write!(
+                f,
+                "record seq {seq}: column {column} differs from the record"
+            ),
             Finding::Export { reason } => write!(f, "export file: {reason}"),
         }
     }
@@ -164,7 +194,10 @@ impl ChainVerifier {
         self.report.first_seq.get_or_insert(row.seq);
         if row.seq < self.expected {
             // A second record with a seq already seen (or going backwards).
-            self.report.push(Finding::Inserted { seq: row.seq, record_id: row.record_id });
+            self.report.push(Finding::Inserted {
+                seq: row.seq,
+                record_id: row.record_id,
+            });
             self.flagged.insert(row.hash);
             return;
         }
@@ -196,7 +229,10 @@ impl ChainVerifier {
         let seq_now = row.seq;
         let written_seq = seq_now.saturating_add_signed(self.shift);
         if self.hash_at(&self.prev, written_seq, &row.record) == row.hash {
-            return (row.prev_hash != self.prev).then_some(Finding::Altered { seq: seq_now, record_id: row.record_id });
+            return (row.prev_hash != self.prev).then_some(Finding::Altered {
+                seq: seq_now,
+                record_id: row.record_id,
+            });
         }
         let linked = row.prev_hash == self.prev || self.flagged.contains(&row.prev_hash);
         if self.hash_at(&row.prev_hash, written_seq, &row.record) == row.hash {
@@ -205,9 +241,15 @@ impl ChainVerifier {
                 return None;
             }
             if Some(row.prev_hash) == self.prev_prev {
-                return Some(Finding::Inserted { seq: seq_now - 1, record_id: self.prev_id });
+                return Some(Finding::Inserted {
+                    seq: seq_now - 1,
+                    record_id: self.prev_id,
+                });
             }
-            return Some(Finding::Altered { seq: seq_now.saturating_sub(1), record_id: self.prev_id });
+            return Some(Finding::Altered {
+                seq: seq_now.saturating_sub(1),
+                record_id: self.prev_id,
+            });
         }
         let lo = written_seq.saturating_sub(REORDER_WINDOW).max(1);
         let found = (lo..=written_seq + REORDER_WINDOW)
@@ -220,19 +262,35 @@ impl ChainVerifier {
                 self.retitle_as_missing(s);
                 None
             }
-            Some(s) if Some(row.prev_hash) == self.prev_prev && s + 1 == seq_now && !self.flagged.contains(&self.prev) => {
+            Some(s)
+                if Some(row.prev_hash) == self.prev_prev
+                    && s + 1 == seq_now
+                    && !self.flagged.contains(&self.prev) =>
+            {
                 self.shift = s as i64 - seq_now as i64;
-                Some(Finding::Inserted { seq: seq_now - 1, record_id: self.prev_id })
+                Some(Finding::Inserted {
+                    seq: seq_now - 1,
+                    record_id: self.prev_id,
+                })
             }
-            Some(s) => Some(Finding::Reordered { seq: seq_now, original_seq: s, record_id: row.record_id }),
-            None => Some(Finding::Altered { seq: seq_now, record_id: row.record_id }),
+            Some(s) => Some(Finding::Reordered {
+                seq: seq_now,
+                original_seq: s,
+                record_id: row.record_id,
+            }),
+            None => Some(Finding::Altered {
+                seq: seq_now,
+                record_id: row.record_id,
+            }),
         }
     }
 
     /// A run that keeps its renumbering means the previous "moved" record was really the
     /// first after a removal.
     fn retitle_as_missing(&mut self, written_seq: u64) {
-        if let Some(Finding::Reordered { seq, original_seq, .. }) = self.report.findings.last().cloned()
+        if let Some(Finding::Reordered {
+            seq, original_seq, ..
+        }) = self.report.findings.last().cloned()
             && original_seq > seq
             && original_seq + 1 == written_seq
         {
@@ -258,7 +316,13 @@ mod tests {
             .map(|seq| {
                 let record = json!({"i": seq});
                 let hash = chain_hash(&prev, &t, seq, &record);
-                let row = ChainRow { seq, record_id: None, prev_hash: prev, hash, record };
+                let row = ChainRow {
+                    seq,
+                    record_id: None,
+                    prev_hash: prev,
+                    hash,
+                    record,
+                };
                 prev = hash;
                 row
             })
@@ -285,7 +349,13 @@ mod tests {
         // altered content
         let mut rows = chain(t, 10);
         rows[4].record = json!({"i": 999});
-        assert_eq!(run(t, rows).findings, vec![Finding::Altered { seq: 5, record_id: None }]);
+        assert_eq!(
+            run(t, rows).findings,
+            vec![Finding::Altered {
+                seq: 5,
+                record_id: None
+            }]
+        );
         // deleted without renumbering
         let mut rows = chain(t, 10);
         rows.remove(6);
@@ -301,18 +371,53 @@ mod tests {
         rows[2].seq = 3;
         rows[3].seq = 4;
         let f = run(t, rows).findings;
-        assert_eq!(f[0], Finding::Reordered { seq: 3, original_seq: 4, record_id: None }, "{f:?}");
+        assert_eq!(
+            f[0],
+            Finding::Reordered {
+                seq: 3,
+                original_seq: 4,
+                record_id: None
+            },
+            "{f:?}"
+        );
         assert_eq!(f.len(), 2, "{f:?}");
         // a forged record inserted and the rest renumbered
         let mut rows = chain(t, 10);
         let forged_hash = chain_hash(&rows[3].hash, &t, 5, &json!({"forged": true}));
-        rows.insert(4, ChainRow { seq: 5, record_id: None, prev_hash: rows[3].hash, hash: forged_hash, record: json!({"forged": true}) });
+        rows.insert(
+            4,
+            ChainRow {
+                seq: 5,
+                record_id: None,
+                prev_hash: rows[3].hash,
+                hash: forged_hash,
+                record: json!({"forged": true}),
+            },
+        );
         rows.iter_mut().skip(5).for_each(|r| r.seq += 1);
-        assert_eq!(run(t, rows).findings, vec![Finding::Inserted { seq: 5, record_id: None }]);
+        assert_eq!(
+            run(t, rows).findings,
+            vec![Finding::Inserted {
+                seq: 5,
+                record_id: None
+            }]
+        );
         // a duplicate seq
         let mut rows = chain(t, 5);
-        let dup = ChainRow { seq: 3, record_id: None, prev_hash: rows[1].hash, hash: rows[2].hash, record: json!({"x": 1}) };
+        let dup = ChainRow {
+            seq: 3,
+            record_id: None,
+            prev_hash: rows[1].hash,
+            hash: rows[2].hash,
+            record: json!({"x": 1}),
+        };
         rows.insert(3, dup);
-        assert_eq!(run(t, rows).findings, vec![Finding::Inserted { seq: 3, record_id: None }]);
+        assert_eq!(
+            run(t, rows).findings,
+            vec![Finding::Inserted {
+                seq: 3,
+                record_id: None
+            }]
+        );
     }
 }

@@ -4,16 +4,16 @@ use std::io::{BufRead, BufReader, Read};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use enclave_domain::TenantId;
-use quick_xml::escape::escape;
 use quick_xml::XmlVersion;
+use quick_xml::escape::escape;
 use quick_xml::events::Event;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::AuditError;
 use crate::canonical::{ChainHash, canonical_json};
 use crate::verify::ChainRow;
-use crate::AuditError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -30,7 +30,13 @@ impl std::str::FromStr for ExportFormat {
             "jsonl" | "ndjson" => Ok(ExportFormat::Jsonl),
             "csv" => Ok(ExportFormat::Csv),
             "xml" => Ok(ExportFormat::Xml),
-            _ => Err(AuditError::InvalidQuery { field: "format", reason: format!("must be jsonl, csv or xml, got {:?}", s.chars().take(32).collect::<String>()) }),
+            _ => Err(AuditError::InvalidQuery {
+                field: "format",
+                reason: format!(
+                    "must be jsonl, csv or xml, got {:?}",
+                    s.chars().take(32).collect::<String>()
+                ),
+            }),
         }
     }
 }
@@ -65,8 +71,20 @@ pub(crate) struct ExportRow {
 }
 
 pub(crate) const CSV_HEADER: [&str; 14] = [
-    "seq", "tenant_id", "record_id", "inserted_at", "time", "actor_kind", "actor_id", "action", "phase", "model",
-    "status_code", "prev_hash", "hash", "record_json",
+    "seq",
+    "tenant_id",
+    "record_id",
+    "inserted_at",
+    "time",
+    "actor_kind",
+    "actor_id",
+    "action",
+    "phase",
+    "model",
+    "status_code",
+    "prev_hash",
+    "hash",
+    "record_json",
 ];
 
 fn text(v: &Value, path: &[&str]) -> String {
@@ -89,7 +107,11 @@ fn ts(t: &DateTime<Utc>) -> String {
 }
 
 /// Encodes the document start (header row, XML prolog).
-pub(crate) fn begin(format: ExportFormat, tenant: &TenantId, out: &mut Vec<u8>) -> Result<(), AuditError> {
+pub(crate) fn begin(
+    format: ExportFormat,
+    tenant: &TenantId,
+    out: &mut Vec<u8>,
+) -> Result<(), AuditError> {
     match format {
         ExportFormat::Jsonl => {}
         ExportFormat::Csv => {
@@ -112,7 +134,11 @@ pub(crate) fn end(format: ExportFormat, out: &mut Vec<u8>) {
 
 /// Encodes one row. The record is written as canonical JSON in every format, so the offline
 /// verifier recomputes hashes from exactly what the file holds.
-pub(crate) fn row(format: ExportFormat, r: &ExportRow, out: &mut Vec<u8>) -> Result<(), AuditError> {
+pub(crate) fn row(
+    format: ExportFormat,
+    r: &ExportRow,
+    out: &mut Vec<u8>,
+) -> Result<(), AuditError> {
     let record_json = canonical_json(&r.record);
     match format {
         ExportFormat::Jsonl => {
@@ -127,10 +153,20 @@ pub(crate) fn row(format: ExportFormat, r: &ExportRow, out: &mut Vec<u8>) -> Res
             let record_json = String::from_utf8_lossy(&record_json);
             let mut w = csv::Writer::from_writer(&mut *out);
             w.write_record([
-                r.seq.to_string(), r.tenant.to_string(), r.record_id.to_string(), ts(&r.inserted_at),
-                text(&r.record, &["time"]), text(&r.record, &["actor", "kind"]), text(&r.record, &["actor", "id"]),
-                text(&r.record, &["action"]), text(&r.record, &["phase"]), text(&r.record, &["model"]),
-                text(&r.record, &["status_code"]), r.prev_hash.to_hex(), r.hash.to_hex(), record_json.into_owned(),
+                r.seq.to_string(),
+                r.tenant.to_string(),
+                r.record_id.to_string(),
+                ts(&r.inserted_at),
+                text(&r.record, &["time"]),
+                text(&r.record, &["actor", "kind"]),
+                text(&r.record, &["actor", "id"]),
+                text(&r.record, &["action"]),
+                text(&r.record, &["phase"]),
+                text(&r.record, &["model"]),
+                text(&r.record, &["status_code"]),
+                r.prev_hash.to_hex(),
+                r.hash.to_hex(),
+                record_json.into_owned(),
             ])?;
             w.flush().map_err(AuditError::io("writing csv"))?;
         }
@@ -138,9 +174,15 @@ pub(crate) fn row(format: ExportFormat, r: &ExportRow, out: &mut Vec<u8>) -> Res
             let record_json = String::from_utf8_lossy(&record_json);
             let s = format!(
                 "<event seq=\"{}\" record-id=\"{}\" inserted-at=\"{}\" prev-hash=\"{}\" hash=\"{}\"><time>{}</time><action>{}</action><status-code>{}</status-code><record>{}</record></event>\n",
-                r.seq, r.record_id, ts(&r.inserted_at), r.prev_hash, r.hash,
-                escape(text(&r.record, &["time"]).as_str()), escape(text(&r.record, &["action"]).as_str()),
-                escape(text(&r.record, &["status_code"]).as_str()), escape(record_json.as_ref()),
+                r.seq,
+                r.record_id,
+                ts(&r.inserted_at),
+                r.prev_hash,
+                r.hash,
+                escape(text(&r.record, &["time"]).as_str()),
+                escape(text(&r.record, &["action"]).as_str()),
+                escape(text(&r.record, &["status_code"]).as_str()),
+                escape(record_json.as_ref()),
             );
             out.extend_from_slice(s.as_bytes());
         }
@@ -149,38 +191,80 @@ pub(crate) fn row(format: ExportFormat, r: &ExportRow, out: &mut Vec<u8>) -> Res
 }
 
 fn bad(reason: impl Into<String>) -> AuditError {
-    AuditError::BadExport { reason: reason.into() }
+    AuditError::BadExport {
+        reason: reason.into(),
+    }
 }
 
-fn parse_row(seq: &str, record_id: &str, prev: &str, hash: &str, record: &str) -> Result<ChainRow, AuditError> {
-    let seq: u64 = seq.parse().map_err(|_| bad(format!("seq {seq:?} is not a number")))?;
+fn parse_row(
+    seq: &str,
+    record_id: &str,
+    prev: &str,
+    hash: &str,
+    record: &str,
+) -> Result<ChainRow, AuditError> {
+    let seq: u64 = seq
+        .parse()
+        .map_err(|_| bad(format!("seq {seq:?} is not a number")))?;
     Ok(ChainRow {
         seq,
         record_id: record_id.parse().ok(),
-        prev_hash: ChainHash::parse_hex(prev).ok_or_else(|| bad(format!("seq {seq}: prev_hash is not 64 hex digits")))?,
-        hash: ChainHash::parse_hex(hash).ok_or_else(|| bad(format!("seq {seq}: hash is not 64 hex digits")))?,
-        record: serde_json::from_str(record).map_err(|e| bad(format!("seq {seq}: record is not JSON: {e}")))?,
+        prev_hash: ChainHash::parse_hex(prev)
+            .ok_or_else(|| bad(format!("seq {seq}: prev_hash is not 64 hex digits")))?,
+        hash: ChainHash::parse_hex(hash)
+            .ok_or_else(|| bad(format!("seq {seq}: hash is not 64 hex digits")))?,
+        record: serde_json::from_str(record)
+            .map_err(|e| bad(format!("seq {seq}: record is not JSON: {e}")))?,
     })
 }
 
 /// Reads the rows of an export in file order, calling `each` per row. A row that cannot be
 /// parsed ends the walk with `BadExport` naming it.
-pub(crate) fn read_rows<R: Read>(format: ExportFormat, input: R, mut each: impl FnMut(ChainRow)) -> Result<(), AuditError> {
+pub(crate) fn read_rows<R: Read>(
+    format: ExportFormat,
+    input: R,
+    mut each: impl FnMut(ChainRow),
+) -> Result<(), AuditError> {
     match format {
         ExportFormat::Jsonl => {
             for (i, line) in BufReader::new(input).lines().enumerate() {
                 let line = line.map_err(AuditError::io("reading the export"))?;
-                let v: Value = serde_json::from_str(&line).map_err(|e| bad(format!("line {}: not JSON: {e}", i + 1)))?;
-                let s = |k: &str| v.get(k).map(|x| match x { Value::String(s) => s.clone(), o => o.to_string() }).unwrap_or_default();
+                let v: Value = serde_json::from_str(&line)
+                    .map_err(|e| bad(format!("line {}: not JSON: {e}", i + 1)))?;
+                let s = |k: &str| {
+                    v.get(k)
+                        .map(|x| match x {
+                            Value::String(s) => s.clone(),
+                            o => o.to_string(),
+                        })
+                        .unwrap_or_default()
+                };
                 let record = v.get("record").map(|r| r.to_string()).unwrap_or_default();
-                each(parse_row(&s("seq"), &s("record_id"), &s("prev_hash"), &s("hash"), &record)?);
+                each(parse_row(
+                    &s("seq"),
+                    &s("record_id"),
+                    &s("prev_hash"),
+                    &s("hash"),
+                    &record,
+                )?);
             }
         }
         ExportFormat::Csv => {
             let mut rd = csv::Reader::from_reader(input);
             let headers = rd.headers()?.clone();
-            let col = |name: &str| headers.iter().position(|h| h == name).ok_or_else(|| bad(format!("csv column {name} missing")));
-            let (s, id, p, h, r) = (col("seq")?, col("record_id")?, col("prev_hash")?, col("hash")?, col("record_json")?);
+            let col = |name: &str| {
+                headers
+                    .iter()
+                    .position(|h| h == name)
+                    .ok_or_else(|| bad(format!("csv column {name} missing")))
+            };
+            let (s, id, p, h, r) = (
+                col("seq")?,
+                col("record_id")?,
+                col("prev_hash")?,
+                col("hash")?,
+                col("record_json")?,
+            );
             for rec in rd.records() {
                 let rec = rec?;
                 let get = |i: usize| rec.get(i).unwrap_or("");
@@ -204,7 +288,10 @@ fn read_xml<R: Read>(input: R, mut each: impl FnMut(ChainRow)) -> Result<(), Aud
                 let mut a: [String; 4] = Default::default();
                 for attr in e.attributes() {
                     let attr = attr.map_err(|e| bad(format!("xml attribute: {e}")))?;
-                    let v = attr.normalized_value(XmlVersion::Implicit1_0).map_err(|e| bad(format!("xml attribute: {e}")))?.into_owned();
+                    let v = attr
+                        .normalized_value(XmlVersion::Implicit1_0)
+                        .map_err(|e| bad(format!("xml attribute: {e}")))?
+                        .into_owned();
                     match attr.key.as_ref() {
                         "seq" => a[0] = v,
                         "record-id" => a[1] = v,
@@ -221,7 +308,10 @@ fn read_xml<R: Read>(input: R, mut each: impl FnMut(ChainRow)) -> Result<(), Aud
                 record.push_str(&t.xml_content(XmlVersion::Implicit1_0));
             }
             Event::GeneralRef(r) if in_record => {
-                match r.resolve_char_ref().map_err(|e| bad(format!("xml character reference: {e}")))? {
+                match r
+                    .resolve_char_ref()
+                    .map_err(|e| bad(format!("xml character reference: {e}")))?
+                {
                     Some(c) => record.push(c),
                     None => {
                         let name = r.into_inner();
@@ -233,7 +323,9 @@ fn read_xml<R: Read>(input: R, mut each: impl FnMut(ChainRow)) -> Result<(), Aud
             }
             Event::End(e) if e.name().as_ref() == "record" => in_record = false,
             Event::End(e) if e.name().as_ref() == "event" => {
-                let [s, id, p, h] = attrs.take().ok_or_else(|| bad("</event> without <event>"))?;
+                let [s, id, p, h] = attrs
+                    .take()
+                    .ok_or_else(|| bad("</event> without <event>"))?;
                 each(parse_row(&s, &id, &p, &h, &record)?);
             }
             Event::Eof => break,

@@ -16,11 +16,11 @@ use uuid::Uuid;
 
 pub use self::format::ExportFormat;
 use self::format::ExportRow;
+use crate::AuditError;
 use crate::canonical::{ChainHash, canonical_json};
 use crate::db::tenant_tx;
 use crate::signing::{AuditPublicKey, AuditSigningKey};
 use crate::verify::{ChainVerifier, Finding, VerifyReport};
-use crate::AuditError;
 
 /// What an export contains, signed: checked offline with [`verify_export`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,12 +59,21 @@ impl ExportManifest {
 
     /// True when `key` (same key id) signed this manifest.
     pub fn signature_valid(&self, key: &AuditPublicKey) -> bool {
-        let Ok(sig) = hex::decode(&self.signature) else { return false };
+        let Ok(sig) = hex::decode(&self.signature) else {
+            return false;
+        };
         key.key_id() == self.key_id && self.signed_bytes().is_ok_and(|m| key.verify(&m, &sig))
     }
 }
 
-type Row = (i64, DateTime<Utc>, Uuid, Vec<u8>, Vec<u8>, serde_json::Value);
+type Row = (
+    i64,
+    DateTime<Utc>,
+    Uuid,
+    Vec<u8>,
+    Vec<u8>,
+    serde_json::Value,
+);
 
 /// Streams `tenant`'s records stored in `from..to` (in chain order) to `out` in `format`, in
 /// constant memory, and returns the signed manifest. The range is on storage time, which keeps
@@ -79,7 +88,10 @@ pub async fn export<W: AsyncWrite + Unpin + Send>(
     out: &mut W,
 ) -> Result<ExportManifest, AuditError> {
     if from >= to {
-        return Err(AuditError::InvalidQuery { field: "from", reason: "must be before `to`".into() });
+        return Err(AuditError::InvalidQuery {
+            field: "from",
+            reason: "must be before `to`".into(),
+        });
     }
     let mut tx = tenant_tx(pool, tenant).await?;
     let mut sha = Sha256::new();
@@ -111,8 +123,10 @@ pub async fn export<W: AsyncWrite + Unpin + Send>(
         .bind(from)
         .bind(to)
         .fetch(&mut *tx);
-        while let Some((seq, inserted_at, record_id, prev, hash, record)) =
-            rows.try_next().await.map_err(AuditError::db("reading audit records for export"))?
+        while let Some((seq, inserted_at, record_id, prev, hash, record)) = rows
+            .try_next()
+            .await
+            .map_err(AuditError::db("reading audit records for export"))?
         {
             let row = ExportRow {
                 tenant: *tenant,
@@ -134,16 +148,24 @@ pub async fn export<W: AsyncWrite + Unpin + Send>(
             format::row(format, &row, &mut buf)?;
             if buf.len() >= 48 * 1024 {
                 sha.update(&buf);
-                out.write_all(&buf).await.map_err(AuditError::io("writing the export"))?;
+                out.write_all(&buf)
+                    .await
+                    .map_err(AuditError::io("writing the export"))?;
                 buf.clear();
             }
         }
     }
     format::end(format, &mut buf);
     sha.update(&buf);
-    out.write_all(&buf).await.map_err(AuditError::io("writing the export"))?;
-    out.flush().await.map_err(AuditError::io("writing the export"))?;
-    tx.commit().await.map_err(AuditError::db("finishing the export"))?;
+    out.write_all(&buf)
+        .await
+        .map_err(AuditError::io("writing the export"))?;
+    out.flush()
+        .await
+        .map_err(AuditError::io("writing the export"))?;
+    tx.commit()
+        .await
+        .map_err(AuditError::db("finishing the export"))?;
     m.file_sha256 = hex::encode(sha.finalize());
     m.signature = hex::encode(key.sign(&m.signed_bytes()?));
     Ok(m)
@@ -167,27 +189,50 @@ impl<R: Read> Read for HashingReader<R> {
 /// manifest's signature, the file's SHA-256, and the chain inside the file (naming the first
 /// record that is altered, missing, inserted or reordered). Problems with the file as a whole
 /// are reported as `Finding::Export`.
-pub fn verify_export(file: &Path, manifest: &ExportManifest, key: &AuditPublicKey) -> Result<VerifyReport, AuditError> {
+pub fn verify_export(
+    file: &Path,
+    manifest: &ExportManifest,
+    key: &AuditPublicKey,
+) -> Result<VerifyReport, AuditError> {
     let f = std::fs::File::open(file).map_err(AuditError::io("opening the export file"))?;
-    let mut reader = HashingReader { inner: std::io::BufReader::new(f), sha: Sha256::new() };
+    let mut reader = HashingReader {
+        inner: std::io::BufReader::new(f),
+        sha: Sha256::new(),
+    };
     let start = manifest.first_seq.unwrap_or(1);
-    let mut v = ChainVerifier::new(manifest.tenant, start, manifest.first_prev_hash.unwrap_or(ChainHash::GENESIS));
+    let mut v = ChainVerifier::new(
+        manifest.tenant,
+        start,
+        manifest.first_prev_hash.unwrap_or(ChainHash::GENESIS),
+    );
     let parsed = format::read_rows(manifest.format, &mut reader, |row| v.feed(row));
     let _ = std::io::copy(&mut reader, &mut std::io::sink());
     let file_sha = hex::encode(reader.sha.finalize());
     let mut report = v.finish();
     if let Err(e) = parsed {
-        report.push(Finding::Export { reason: e.to_string() });
+        report.push(Finding::Export {
+            reason: e.to_string(),
+        });
     }
     if !manifest.signature_valid(key) {
-        report.push(Finding::Export { reason: format!("manifest signature does not verify with key {}", key.key_id()) });
+        report.push(Finding::Export {
+            reason: format!(
+                "manifest signature does not verify with key {}",
+                key.key_id()
+            ),
+        });
     }
     if file_sha != manifest.file_sha256 {
-        report.push(Finding::Export { reason: "file SHA-256 differs from the manifest".into() });
+        report.push(Finding::Export {
+            reason: "file SHA-256 differs from the manifest".into(),
+        });
     }
     if report.checked != manifest.count || report.last_hash != manifest.last_hash {
         report.push(Finding::Export {
-            reason: format!("file holds {} records ending at {:?}; the manifest says {} ending at {:?}", report.checked, report.last_hash, manifest.count, manifest.last_hash),
+            reason: format!(
+                "file holds {} records ending at {:?}; the manifest says {} ending at {:?}",
+                report.checked, report.last_hash, manifest.count, manifest.last_hash
+            ),
         });
     }
     Ok(report)

@@ -42,7 +42,13 @@ pub struct WriterConfig {
 
 impl WriterConfig {
     pub fn new(spool_path: impl Into<PathBuf>) -> Self {
-        WriterConfig { spool_path: spool_path.into(), max_batch: 512, retry_interval: Duration::from_secs(1), queue: 8192, db_timeout: Duration::from_secs(2) }
+        WriterConfig {
+            spool_path: spool_path.into(),
+            max_batch: 512,
+            retry_interval: Duration::from_secs(1),
+            queue: 8192,
+            db_timeout: Duration::from_secs(2),
+        }
     }
 }
 
@@ -92,7 +98,10 @@ impl AuditWriter {
         let path = config.spool_path.clone();
         let spool = tokio::task::spawn_blocking(move || Spool::open(&path))
             .await
-            .map_err(|e| AuditError::Io { context: "opening the spool", source: std::io::Error::other(e) })??;
+            .map_err(|e| AuditError::Io {
+                context: "opening the spool",
+                source: std::io::Error::other(e),
+            })??;
         let mut actor = Actor {
             pool,
             spool: Arc::new(Mutex::new(spool)),
@@ -115,13 +124,19 @@ impl AuditWriter {
     pub async fn append(&self, record: AuditRecord) -> Result<AuditReceipt, AuditError> {
         let record = record.checked()?;
         let (ack, done) = oneshot::channel();
-        self.tx.send(Cmd::Append(Box::new(record), ack)).await.map_err(|_| AuditError::WriterStopped)?;
+        self.tx
+            .send(Cmd::Append(Box::new(record), ack))
+            .await
+            .map_err(|_| AuditError::WriterStopped)?;
         done.await.map_err(|_| AuditError::WriterStopped)?
     }
 
     /// Starts a two-phase record for a streamed response: writes the `started` record now and
     /// returns the guard that writes `completed` or `aborted` (also when dropped unfinished).
-    pub async fn begin_stream(&self, record: AuditRecord) -> Result<(AuditReceipt, StreamAudit), AuditError> {
+    pub async fn begin_stream(
+        &self,
+        record: AuditRecord,
+    ) -> Result<(AuditReceipt, StreamAudit), AuditError> {
         let receipt = self.append(record.stream_started()).await?;
         Ok((receipt, StreamAudit::new(self.clone(), record)))
     }
@@ -130,7 +145,10 @@ impl AuditWriter {
     /// afterwards, false while the database is still unreachable.
     pub async fn replay_spool(&self) -> Result<bool, AuditError> {
         let (ack, done) = oneshot::channel();
-        self.tx.send(Cmd::Replay(ack)).await.map_err(|_| AuditError::WriterStopped)?;
+        self.tx
+            .send(Cmd::Replay(ack))
+            .await
+            .map_err(|_| AuditError::WriterStopped)?;
         done.await.map_err(|_| AuditError::WriterStopped)?
     }
 
@@ -214,7 +232,8 @@ impl Actor {
     }
 
     fn retry_due(&self) -> bool {
-        self.last_attempt.is_none_or(|t| t.elapsed() >= self.config.retry_interval)
+        self.last_attempt
+            .is_none_or(|t| t.elapsed() >= self.config.retry_interval)
     }
 
     async fn commit(&mut self, appends: Vec<(AuditRecord, Ack)>) {
@@ -225,8 +244,15 @@ impl Actor {
             match self.insert(&appends).await {
                 Ok(chained) => {
                     for ((r, ack), c) in appends.into_iter().zip(chained) {
-                        let durability = Durability::Database { seq: c.seq, hash: c.hash };
-                        let _ = ack.send(Ok(AuditReceipt { record_id: r.record_id, tenant: r.tenant, durability }));
+                        let durability = Durability::Database {
+                            seq: c.seq,
+                            hash: c.hash,
+                        };
+                        let _ = ack.send(Ok(AuditReceipt {
+                            record_id: r.record_id,
+                            tenant: r.tenant,
+                            durability,
+                        }));
                     }
                     return;
                 }
@@ -248,7 +274,11 @@ impl Actor {
         match written {
             Ok(()) => {
                 for (r, ack) in appends {
-                    let _ = ack.send(Ok(AuditReceipt { record_id: r.record_id, tenant: r.tenant, durability: Durability::Spooled }));
+                    let _ = ack.send(Ok(AuditReceipt {
+                        record_id: r.record_id,
+                        tenant: r.tenant,
+                        durability: Durability::Spooled,
+                    }));
                 }
             }
             Err(e) => {
@@ -258,16 +288,32 @@ impl Actor {
         }
     }
 
-    async fn insert(&mut self, appends: &[(AuditRecord, Ack)]) -> Result<Vec<db::Chained>, AuditError> {
-        let prepared = appends.iter().map(|(r, _)| Prepared::new(r)).collect::<Result<Vec<_>, _>>()?;
+    async fn insert(
+        &mut self,
+        appends: &[(AuditRecord, Ack)],
+    ) -> Result<Vec<db::Chained>, AuditError> {
+        let prepared = appends
+            .iter()
+            .map(|(r, _)| Prepared::new(r))
+            .collect::<Result<Vec<_>, _>>()?;
         let timeout = self.config.db_timeout;
-        let result = tokio::time::timeout(timeout, db::insert_batch(&self.pool, &mut self.partitions, &prepared)).await;
+        let result = tokio::time::timeout(
+            timeout,
+            db::insert_batch(&self.pool, &mut self.partitions, &prepared),
+        )
+        .await;
         self.attempted(result)
     }
 
     /// Flattens a timed-out database attempt into an "unreachable" error and notes the time.
-    fn attempted<T>(&mut self, r: Result<Result<T, AuditError>, tokio::time::error::Elapsed>) -> Result<T, AuditError> {
-        let r = r.unwrap_or(Err(AuditError::Database { context: "waiting for the database", source: sqlx::Error::PoolTimedOut }));
+    fn attempted<T>(
+        &mut self,
+        r: Result<Result<T, AuditError>, tokio::time::error::Elapsed>,
+    ) -> Result<T, AuditError> {
+        let r = r.unwrap_or(Err(AuditError::Database {
+            context: "waiting for the database",
+            source: sqlx::Error::PoolTimedOut,
+        }));
         self.last_attempt = match &r {
             Err(e) if e.is_unreachable() => Some(std::time::Instant::now()),
             _ => None,
@@ -281,15 +327,20 @@ impl Actor {
             let spool = self.spool.clone();
             let max = self.config.max_batch;
             let (records, pos) = tokio::task::spawn_blocking(move || {
-                spool.lock().map_err(|_| AuditError::WriterStopped)?.read_batch(max)
+                spool
+                    .lock()
+                    .map_err(|_| AuditError::WriterStopped)?
+                    .read_batch(max)
             })
             .await
             .unwrap_or(Err(AuditError::WriterStopped))?;
             if records.is_empty() {
                 let spool = self.spool.clone();
-                return tokio::task::spawn_blocking(move || spool.lock().map_err(|_| AuditError::WriterStopped)?.clear())
-                    .await
-                    .unwrap_or(Err(AuditError::WriterStopped));
+                return tokio::task::spawn_blocking(move || {
+                    spool.lock().map_err(|_| AuditError::WriterStopped)?.clear()
+                })
+                .await
+                .unwrap_or(Err(AuditError::WriterStopped));
             }
             let ids: Vec<Uuid> = records.iter().map(|r| r.record_id).collect();
             let timeout = self.config.db_timeout;
@@ -301,7 +352,11 @@ impl Actor {
                 .map(Prepared::new)
                 .collect::<Result<Vec<_>, _>>()?;
             if !todo.is_empty() {
-                let done = tokio::time::timeout(timeout, db::insert_batch(&self.pool, &mut self.partitions, &todo)).await;
+                let done = tokio::time::timeout(
+                    timeout,
+                    db::insert_batch(&self.pool, &mut self.partitions, &todo),
+                )
+                .await;
                 self.attempted(done)?;
                 tracing::info!(records = todo.len(), "replayed spooled audit records");
             }
@@ -317,7 +372,9 @@ fn fail_all(appends: Vec<(AuditRecord, Ack)>, e: AuditError) {
     let reason = e.to_string();
     let mut first = Some(e);
     for (_, ack) in appends {
-        let err = first.take().unwrap_or_else(|| AuditError::BatchFailed { reason: reason.clone() });
+        let err = first.take().unwrap_or_else(|| AuditError::BatchFailed {
+            reason: reason.clone(),
+        });
         let _ = ack.send(Err(err));
     }
 }

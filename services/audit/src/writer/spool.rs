@@ -34,7 +34,11 @@ impl Spool {
     pub fn open(path: &Path) -> Result<Spool, AuditError> {
         let err = |context| {
             let path = path.to_owned();
-            move |source| AuditError::Spool { path, context, source }
+            move |source| AuditError::Spool {
+                path,
+                context,
+                source,
+            }
         };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(err("creating the spool directory"))?;
@@ -54,18 +58,28 @@ impl Spool {
                 Ok(n) => pos += n,
                 Err(reason) if frame_reaches_end(&bytes[pos..]) => {
                     tracing::warn!(path = %path.display(), offset = pos, %reason, "cutting a torn frame off the audit spool");
-                    file.set_len(pos as u64).map_err(err("truncating a torn frame"))?;
+                    file.set_len(pos as u64)
+                        .map_err(err("truncating a torn frame"))?;
                     file.sync_all().map_err(err("syncing"))?;
                     break;
                 }
                 Err(reason) => {
-                    return Err(AuditError::SpoolCorrupt { path: path.to_owned(), offset: pos as u64, reason });
+                    return Err(AuditError::SpoolCorrupt {
+                        path: path.to_owned(),
+                        offset: pos as u64,
+                        reason,
+                    });
                 }
             }
         }
         let len = pos as u64;
         file.seek(SeekFrom::Start(len)).map_err(err("seeking"))?;
-        Ok(Spool { path: path.to_owned(), file, len, read_pos: 0 })
+        Ok(Spool {
+            path: path.to_owned(),
+            file,
+            len,
+            read_pos: 0,
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -74,7 +88,11 @@ impl Spool {
 
     fn err(&self, context: &'static str) -> impl FnOnce(std::io::Error) -> AuditError + use<> {
         let path = self.path.clone();
-        move |source| AuditError::Spool { path, context, source }
+        move |source| AuditError::Spool {
+            path,
+            context,
+            source,
+        }
     }
 
     /// Appends the records and fsyncs; returns once they are durable.
@@ -82,16 +100,26 @@ impl Spool {
         let mut buf = Vec::new();
         for r in records {
             let payload = serde_json::to_vec(r).map_err(AuditError::json("spooled record"))?;
-            let len = u32::try_from(payload.len()).ok().filter(|l| *l <= MAX_FRAME).ok_or_else(|| {
-                AuditError::InvalidRecord { field: "record", reason: "larger than 256 MiB".into() }
-            })?;
+            let len = u32::try_from(payload.len())
+                .ok()
+                .filter(|l| *l <= MAX_FRAME)
+                .ok_or_else(|| AuditError::InvalidRecord {
+                    field: "record",
+                    reason: "larger than 256 MiB".into(),
+                })?;
             buf.extend_from_slice(MAGIC);
             buf.extend_from_slice(&len.to_le_bytes());
             buf.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
             buf.extend_from_slice(&payload);
         }
-        self.file.seek(SeekFrom::Start(self.len)).map_err(self.err("seeking"))?;
-        if let Err(e) = self.file.write_all(&buf).and_then(|()| self.file.sync_data()) {
+        self.file
+            .seek(SeekFrom::Start(self.len))
+            .map_err(self.err("seeking"))?;
+        if let Err(e) = self
+            .file
+            .write_all(&buf)
+            .and_then(|()| self.file.sync_data())
+        {
             // Leave no half-written frame behind for the next append to follow.
             let _ = self.file.set_len(self.len);
             return Err(self.err("appending")(e));
@@ -105,15 +133,25 @@ impl Spool {
         let mut out = Vec::new();
         let mut pos = self.read_pos;
         while out.len() < max && pos < self.len {
-            self.file.seek(SeekFrom::Start(pos)).map_err(self.err("seeking"))?;
+            self.file
+                .seek(SeekFrom::Start(pos))
+                .map_err(self.err("seeking"))?;
             let mut header = [0u8; HEADER];
-            self.file.read_exact(&mut header).map_err(self.err("reading"))?;
+            self.file
+                .read_exact(&mut header)
+                .map_err(self.err("reading"))?;
             let len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
             let mut payload = vec![0u8; len];
-            self.file.read_exact(&mut payload).map_err(self.err("reading"))?;
+            self.file
+                .read_exact(&mut payload)
+                .map_err(self.err("reading"))?;
             let crc = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
             if &header[..4] != MAGIC || crc32fast::hash(&payload) != crc {
-                return Err(AuditError::SpoolCorrupt { path: self.path.clone(), offset: pos, reason: "changed since open".into() });
+                return Err(AuditError::SpoolCorrupt {
+                    path: self.path.clone(),
+                    offset: pos,
+                    reason: "changed since open".into(),
+                });
             }
             out.push(serde_json::from_slice(&payload).map_err(AuditError::json("spooled record"))?);
             pos += (HEADER + len) as u64;
@@ -175,7 +213,12 @@ mod tests {
     use crate::AuditActor;
 
     fn rec(i: u64) -> AuditRecord {
-        let mut r = AuditRecord::new(TenantId::new(), AuditActor::System { id: "t".into() }, "x", serde_json::json!({"i": i}));
+        let mut r = AuditRecord::new(
+            TenantId::new(),
+            AuditActor::System { id: "t".into() },
+            "x",
+            serde_json::json!({"i": i}),
+        );
         r.latency_ms = i;
         r
     }

@@ -20,10 +20,19 @@ pub struct StreamAudit {
 
 impl StreamAudit {
     pub(super) fn new(writer: AuditWriter, record: AuditRecord) -> Self {
-        StreamAudit { writer, record: Some(record), started: Instant::now() }
+        StreamAudit {
+            writer,
+            record: Some(record),
+            started: Instant::now(),
+        }
     }
 
-    fn finish(&mut self, phase: Phase, response: Option<AuditResponse>, status: u16) -> Option<AuditRecord> {
+    fn finish(
+        &mut self,
+        phase: Phase,
+        response: Option<AuditResponse>,
+        status: u16,
+    ) -> Option<AuditRecord> {
         let mut r = self.record.take()?;
         r.record_id = Uuid::now_v7();
         r.phase = phase;
@@ -34,14 +43,26 @@ impl StreamAudit {
     }
 
     /// Writes the `completed` record with the full response.
-    pub async fn complete(mut self, response: AuditResponse, status: u16) -> Result<AuditReceipt, AuditError> {
-        let r = self.finish(Phase::Completed, Some(response), status).ok_or(AuditError::WriterStopped)?;
+    pub async fn complete(
+        mut self,
+        response: AuditResponse,
+        status: u16,
+    ) -> Result<AuditReceipt, AuditError> {
+        let r = self
+            .finish(Phase::Completed, Some(response), status)
+            .ok_or(AuditError::WriterStopped)?;
         self.writer.append(r).await
     }
 
     /// Writes the `aborted` record with what was sent so far (if anything).
-    pub async fn abort(mut self, partial: Option<AuditResponse>, status: u16) -> Result<AuditReceipt, AuditError> {
-        let r = self.finish(Phase::Aborted, partial, status).ok_or(AuditError::WriterStopped)?;
+    pub async fn abort(
+        mut self,
+        partial: Option<AuditResponse>,
+        status: u16,
+    ) -> Result<AuditReceipt, AuditError> {
+        let r = self
+            .finish(Phase::Aborted, partial, status)
+            .ok_or(AuditError::WriterStopped)?;
         self.writer.append(r).await
     }
 }
@@ -49,7 +70,9 @@ impl StreamAudit {
 impl Drop for StreamAudit {
     fn drop(&mut self) {
         // 499: the client closed the request (nginx's convention, widely understood).
-        let Some(r) = self.finish(Phase::Aborted, None, 499) else { return };
+        let Some(r) = self.finish(Phase::Aborted, None, 499) else {
+            return;
+        };
         let writer = self.writer.clone();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {

@@ -37,8 +37,14 @@ async fn many_concurrent_writers_give_gapless_verifying_chains() {
     }
     for (tenant, mut seqs) in per_tenant {
         seqs.sort_unstable();
-        assert_eq!(seqs, (1..=800).collect::<Vec<_>>(), "tenant {tenant}: gapless, no duplicates");
-        let report = verify_db(db.pool(), &tenant, SeqRange::default(), &[]).await.unwrap();
+        assert_eq!(
+            seqs,
+            (1..=800).collect::<Vec<_>>(),
+            "tenant {tenant}: gapless, no duplicates"
+        );
+        let report = verify_db(db.pool(), &tenant, SeqRange::default(), &[])
+            .await
+            .unwrap();
         assert!(report.is_ok(), "{:?}", report.findings);
         assert_eq!(report.checked, 800);
     }
@@ -53,9 +59,14 @@ async fn tenants_see_only_their_own_chain() {
     writer.append(record(a, 1)).await.unwrap();
     // Row-level security: the app role inside tenant b's context sees no row of a.
     let mut tx = db.store().tenant_tx(&b).await.unwrap();
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events").fetch_one(&mut *tx).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
     assert_eq!(n, 0);
-    let report = verify_db(db.pool(), &b, SeqRange::default(), &[]).await.unwrap();
+    let report = verify_db(db.pool(), &b, SeqRange::default(), &[])
+        .await
+        .unwrap();
     assert_eq!(report.checked, 0);
 }
 
@@ -68,11 +79,21 @@ async fn a_dropped_stream_guard_leaves_started_and_aborted_records() {
     let (_, guard) = writer.begin_stream(record(tenant, 1)).await.unwrap();
     drop(guard); // the client went away
     let (_, guard) = writer.begin_stream(record(tenant, 2)).await.unwrap();
-    guard.complete(enclave_audit::AuditResponse::default(), 200).await.unwrap();
+    guard
+        .complete(enclave_audit::AuditResponse::default(), 200)
+        .await
+        .unwrap();
     let mut phases = Vec::new();
     for _ in 0..50 {
-        let page = enclave_audit::query(db.pool(), &tenant, &Default::default(), None, 10).await.unwrap();
-        phases = page.events.iter().rev().map(|e| e.record["phase"].as_str().unwrap_or_default().to_owned()).collect::<Vec<_>>();
+        let page = enclave_audit::query(db.pool(), &tenant, &Default::default(), None, 10)
+            .await
+            .unwrap();
+        phases = page
+            .events
+            .iter()
+            .rev()
+            .map(|e| e.record["phase"].as_str().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>();
         if phases.len() == 4 {
             break;
         }
@@ -80,6 +101,10 @@ async fn a_dropped_stream_guard_leaves_started_and_aborted_records() {
     }
     let mut sorted = phases.clone();
     sorted.sort();
-    assert_eq!(sorted, ["aborted", "completed", "started", "started"], "{phases:?}");
+    assert_eq!(
+        sorted,
+        ["aborted", "completed", "started", "started"],
+        "{phases:?}"
+    );
     let _ = Phase::Aborted;
 }

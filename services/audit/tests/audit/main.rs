@@ -1,5 +1,7 @@
 //! Integration tests against a real throwaway PostgreSQL (enclave-store's TestDb).
 
+#![allow(clippy::unwrap_used)]
+
 mod chain;
 mod export;
 mod query;
@@ -11,8 +13,8 @@ use std::time::Duration;
 use enclave_audit::{AuditActor, AuditRecord, AuditWriter, WriterConfig};
 use enclave_domain::TenantId;
 use serde_json::json;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 pub fn record(tenant: TenantId, i: u64) -> AuditRecord {
     let mut r = AuditRecord::new(
@@ -29,12 +31,24 @@ pub fn record(tenant: TenantId, i: u64) -> AuditRecord {
 pub async fn start_writer(pool: &PgPool, dir: &tempfile::TempDir) -> AuditWriter {
     let mut cfg = WriterConfig::new(dir.path().join("audit.spool"));
     cfg.retry_interval = Duration::from_millis(100);
-    AuditWriter::start(pool.clone(), cfg).await.expect("writer starts")
+    AuditWriter::start(pool.clone(), cfg)
+        .await
+        .expect("writer starts")
 }
 
 /// A pool that points at a port nobody listens on.
 pub fn unreachable_pool() -> PgPool {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let opts = PgConnectOptions::new_without_pgpass().host("127.0.0.1").port(port).username("enclave_app").database("x");
-    PgPoolOptions::new().acquire_timeout(Duration::from_millis(300)).connect_lazy_with(opts)
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let opts = PgConnectOptions::new_without_pgpass()
+        .host("127.0.0.1")
+        .port(port)
+        .username("enclave_app")
+        .database("x");
+    PgPoolOptions::new()
+        .acquire_timeout(Duration::from_millis(300))
+        .connect_lazy_with(opts)
 }
