@@ -4,6 +4,7 @@
 pub mod adapters;
 pub mod chat;
 pub mod config;
+pub mod constraints;
 pub mod engine;
 pub mod error;
 pub mod kv;
