@@ -1,5 +1,5 @@
 //! Runs the audit benchmark on a durable (fsync on) embedded cluster in a temporary directory:
-//! `cargo run --release -p enclave-audit --example audit_bench`. The CLI's `enclave bench audit`
+//! `cargo run --release -p enclave-audit --example audit_bench [export_rows] [seconds_per_level]`. The CLI's `enclave bench audit`
 //! calls the same `enclave_audit::bench::run` against the configured database.
 
 use enclave_store::{APP_ROLE, EmbeddedOptions, EmbeddedPostgres, OWNER_ROLE, migrate};
@@ -26,7 +26,15 @@ async fn main() -> anyhow::Result<()> {
         .max_connections(8)
         .connect(&pg.url(APP_ROLE, "enclave"))
         .await?;
-    let bench_opts = enclave_audit::bench::BenchOptions::new(dir.path().join("audit.spool"));
+    let mut bench_opts = enclave_audit::bench::BenchOptions::new(dir.path().join("work"));
+    // `audit_bench [export_rows] [seconds_per_level]`
+    let mut args = std::env::args().skip(1);
+    if let Some(n) = args.next() {
+        bench_opts.export_rows = n.parse()?;
+    }
+    if let Some(s) = args.next() {
+        bench_opts.duration_per_level = std::time::Duration::from_secs_f64(s.parse()?);
+    }
     let result = enclave_audit::bench::run(&pool, &bench_opts, &mut |f| {
         println!("{}", f.to_json_line())
     })

@@ -1,13 +1,13 @@
 //! Chaining and inserting a batch of records in one transaction (group commit).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Datelike, SubsecRound, Utc};
 use enclave_domain::TenantId;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::canonical::{ChainHash, chain_hash};
+use crate::canonical::{ChainHash, canonical_json, chain_hash_canonical};
 use crate::{AuditError, AuditRecord};
 
 /// Where a record landed in its tenant's chain.
@@ -17,21 +17,27 @@ pub struct Chained {
     pub hash: ChainHash,
 }
 
-/// A record ready for insertion: encoded once, so the batch does not re-serialise it.
+/// A record ready for insertion: encoded once (in the appending task, not on the writer's
+/// single commit path), so chaining a batch only hashes.
 pub(crate) struct Prepared {
     pub record_id: Uuid,
     pub tenant: TenantId,
     pub time: DateTime<Utc>,
-    pub value: serde_json::Value,
+    /// The record as JSON text (what the jsonb column is given).
+    pub json: String,
+    /// `canonical_json(record)`, what the chain hash covers.
+    pub canonical: Vec<u8>,
 }
 
 impl Prepared {
     pub fn new(record: &AuditRecord) -> Result<Prepared, AuditError> {
+        let value = serde_json::to_value(record).map_err(AuditError::json("audit record"))?;
         Ok(Prepared {
             record_id: record.record_id,
             tenant: record.tenant,
             time: record.time,
-            value: serde_json::to_value(record).map_err(AuditError::json("audit record"))?,
+            json: serde_json::to_string(&value).map_err(AuditError::json("audit record"))?,
+            canonical: canonical_json(&value),
         })
     }
 }
@@ -77,7 +83,7 @@ fn month_key(t: &DateTime<Utc>) -> i32 {
 impl PartitionCache {
     async fn ensure(
         &mut self,
-        tx: &mut Transaction<'static, Postgres>,
+        conn: &mut sqlx::PgConnection,
         at: DateTime<Utc>,
     ) -> Result<(), AuditError> {
         if self.0.contains(&month_key(&at)) {
@@ -85,7 +91,7 @@ impl PartitionCache {
         }
         sqlx::query("SELECT audit_ensure_partition($1)")
             .bind(at)
-            .execute(&mut **tx)
+            .execute(&mut *conn)
             .await
             .map_err(AuditError::db("creating an audit partition"))?;
         self.0.insert(month_key(&at));
@@ -96,8 +102,8 @@ impl PartitionCache {
     pub async fn ensure_now(&mut self, pool: &PgPool) -> Result<(), AuditError> {
         let mut tx = system_tx(pool).await?;
         let now = Utc::now();
-        self.ensure(&mut tx, now).await?;
-        self.ensure(&mut tx, now + chrono::Duration::days(32))
+        self.ensure(&mut *tx, now).await?;
+        self.ensure(&mut *tx, now + chrono::Duration::days(32))
             .await?;
         tx.commit()
             .await
@@ -105,7 +111,8 @@ impl PartitionCache {
     }
 }
 
-struct Head {
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Head {
     seq: u64,
     hash: ChainHash,
     last: DateTime<Utc>,
@@ -152,6 +159,43 @@ async fn lock_heads(
     Ok(heads)
 }
 
+/// Chains `batch` onto `heads` (advancing them) and lays it out as columns.
+fn chain(
+    heads: &mut BTreeMap<Uuid, Head>,
+    batch: &[&Prepared],
+) -> Result<(Columns, Vec<Chained>), AuditError> {
+    let now = Utc::now().trunc_subsecs(6);
+    let mut cols = Columns::with_capacity(batch.len());
+    let mut out = Vec::with_capacity(batch.len());
+    for p in batch {
+        let Some(head) = heads.get_mut(p.tenant.as_uuid()) else {
+            return Err(AuditError::InvalidRecord {
+                field: "tenant",
+                reason: format!("no chain head for {}", p.tenant),
+            });
+        };
+        let seq = head.seq + 1;
+        let hash = chain_hash_canonical(&head.hash, &p.tenant, seq, &p.canonical);
+        // Monotonic per tenant even if this process's clock is behind another's.
+        let inserted_at = now.max(head.last);
+        cols.tenant.push(p.tenant.into_uuid());
+        cols.seq.push(seq as i64);
+        cols.inserted_at.push(inserted_at);
+        cols.record_id.push(p.record_id);
+        cols.event_time.push(p.time);
+        cols.prev.push(head.hash.as_bytes().to_vec());
+        cols.hash.push(hash.as_bytes().to_vec());
+        cols.record.push(p.json.clone());
+        *head = Head {
+            seq,
+            hash,
+            last: inserted_at,
+        };
+        out.push(Chained { seq, hash });
+    }
+    Ok((cols, out))
+}
+
 /// Columns of the batch, in UNNEST order.
 #[derive(Default)]
 struct Columns {
@@ -165,15 +209,45 @@ struct Columns {
     record: Vec<String>,
 }
 
-/// Chains and inserts `batch` in one transaction; returns each record's place, in input order.
-/// Seqs and hashes are assigned here, under the chain-head row locks, so several processes may
-/// append to the same tenant's chain.
+impl Columns {
+    fn with_capacity(n: usize) -> Self {
+        Columns {
+            tenant: Vec::with_capacity(n),
+            seq: Vec::with_capacity(n),
+            inserted_at: Vec::with_capacity(n),
+            record_id: Vec::with_capacity(n),
+            event_time: Vec::with_capacity(n),
+            prev: Vec::with_capacity(n),
+            hash: Vec::with_capacity(n),
+            record: Vec::with_capacity(n),
+        }
+    }
+}
+
+/// Chain heads as this process last stored or read them. A batch is chained from these in
+/// memory and stored by `audit_append_batch` in one round trip, which refuses it if another
+/// process moved a head meanwhile (then the heads are re-read and the batch chained again).
+#[derive(Default)]
+pub(crate) struct HeadCache(HashMap<Uuid, Head>);
+
+impl HeadCache {
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
+/// Attempts of the one-round-trip path before falling back to locking the heads first.
+const OPTIMISTIC_ATTEMPTS: usize = 3;
+
+/// Chains and stores `batch` atomically; returns each record's place, in input order. Seqs and
+/// hashes follow the stored chain heads, so several processes may append to the same chain.
 pub(crate) async fn insert_batch(
     pool: &PgPool,
     partitions: &mut PartitionCache,
-    batch: &[Prepared],
+    cache: &mut HeadCache,
+    batch: &[&Prepared],
 ) -> Result<Vec<Chained>, AuditError> {
-    match insert_once(pool, partitions, batch).await {
+    let result = match append_or_lock(pool, partitions, cache, batch).await {
         // 23514 "no partition of relation found for row": a prune dropped a month this
         // process had ensured. Forget what it knew and try once more.
         Err(AuditError::Database {
@@ -181,56 +255,139 @@ pub(crate) async fn insert_batch(
             ..
         }) if e.code().as_deref() == Some("23514") => {
             partitions.0.clear();
-            insert_once(pool, partitions, batch).await
+            append_or_lock(pool, partitions, cache, batch).await
         }
         other => other,
+    };
+    if result.is_err() {
+        // The outcome may be unknown (a timeout during commit): read the heads again.
+        cache.clear();
     }
+    result
+}
+
+async fn append_or_lock(
+    pool: &PgPool,
+    partitions: &mut PartitionCache,
+    cache: &mut HeadCache,
+    batch: &[&Prepared],
+) -> Result<Vec<Chained>, AuditError> {
+    let mut tenants: Vec<Uuid> = batch.iter().map(|p| p.tenant.into_uuid()).collect();
+    tenants.sort_unstable();
+    tenants.dedup();
+    for _ in 0..OPTIMISTIC_ATTEMPTS {
+        let missing: Vec<Uuid> = tenants
+            .iter()
+            .filter(|t| !cache.0.contains_key(t))
+            .copied()
+            .collect();
+        if !missing.is_empty() {
+            cache.0.extend(load_heads(pool, &missing).await?);
+        }
+        let before: BTreeMap<Uuid, Head> = tenants
+            .iter()
+            .filter_map(|t| cache.0.get(t).map(|h| (*t, *h)))
+            .collect();
+        let mut after = before.clone();
+        let (cols, out) = chain(&mut after, batch)?;
+        ensure_months(pool, partitions, &cols).await?;
+        if append_once(pool, &before, &after, &cols).await? {
+            cache.0.extend(after);
+            return Ok(out);
+        }
+        for t in &tenants {
+            cache.0.remove(t);
+        }
+    }
+    let out = insert_once(pool, partitions, batch).await?;
+    for t in &tenants {
+        cache.0.remove(t);
+    }
+    Ok(out)
+}
+
+async fn ensure_months(
+    pool: &PgPool,
+    partitions: &mut PartitionCache,
+    cols: &Columns,
+) -> Result<(), AuditError> {
+    let mut months: Vec<DateTime<Utc>> = cols.inserted_at.clone();
+    months.dedup_by_key(|t| month_key(t));
+    if months.iter().all(|m| partitions.0.contains(&month_key(m))) {
+        return Ok(());
+    }
+    let mut tx = system_tx(pool).await?;
+    for m in months {
+        partitions.ensure(&mut tx, m).await?;
+    }
+    tx.commit()
+        .await
+        .map_err(AuditError::db("committing partitions"))
+}
+
+/// Reads (creating where missing) the chain heads of `tenants`.
+async fn load_heads(pool: &PgPool, tenants: &[Uuid]) -> Result<BTreeMap<Uuid, Head>, AuditError> {
+    let mut tx = system_tx(pool).await?;
+    let heads = lock_heads(&mut tx, tenants).await?;
+    tx.commit()
+        .await
+        .map_err(AuditError::db("reading chain heads"))?;
+    Ok(heads)
+}
+
+/// One statement, so one round trip and one commit; false when a head moved (nothing stored).
+async fn append_once(
+    pool: &PgPool,
+    before: &BTreeMap<Uuid, Head>,
+    after: &BTreeMap<Uuid, Head>,
+    cols: &Columns,
+) -> Result<bool, AuditError> {
+    let tenants: Vec<Uuid> = before.keys().copied().collect();
+    let old_seqs: Vec<i64> = before.values().map(|h| h.seq as i64).collect();
+    let old_hashes: Vec<&[u8]> = before.values().map(|h| h.hash.as_bytes().as_slice()).collect();
+    let new_seqs: Vec<i64> = after.values().map(|h| h.seq as i64).collect();
+    let new_hashes: Vec<&[u8]> = after.values().map(|h| h.hash.as_bytes().as_slice()).collect();
+    let new_lasts: Vec<DateTime<Utc>> = after.values().map(|h| h.last).collect();
+    let stale: i32 = sqlx::query_scalar(
+        "SELECT audit_append_batch($1::uuid[], $2::int8[], $3::bytea[], $4::int8[], $5::bytea[],
+             $6::timestamptz[], $7::uuid[], $8::int8[], $9::timestamptz[], $10::uuid[],
+             $11::timestamptz[], $12::bytea[], $13::bytea[], $14::text[])",
+    )
+    .bind(&tenants)
+    .bind(&old_seqs)
+    .bind(&old_hashes)
+    .bind(&new_seqs)
+    .bind(&new_hashes)
+    .bind(&new_lasts)
+    .bind(&cols.tenant)
+    .bind(&cols.seq)
+    .bind(&cols.inserted_at)
+    .bind(&cols.record_id)
+    .bind(&cols.event_time)
+    .bind(&cols.prev)
+    .bind(&cols.hash)
+    .bind(&cols.record)
+    .fetch_one(pool)
+    .await
+    .map_err(AuditError::db("appending audit records"))?;
+    Ok(stale == 0)
 }
 
 async fn insert_once(
     pool: &PgPool,
     partitions: &mut PartitionCache,
-    batch: &[Prepared],
+    batch: &[&Prepared],
 ) -> Result<Vec<Chained>, AuditError> {
     let mut tx = system_tx(pool).await?;
     let mut tenants: Vec<Uuid> = batch.iter().map(|p| p.tenant.into_uuid()).collect();
     tenants.sort_unstable();
     tenants.dedup();
     let mut heads = lock_heads(&mut tx, &tenants).await?;
-    let now = Utc::now().trunc_subsecs(6);
-    let mut cols = Columns::default();
-    let mut out = Vec::with_capacity(batch.len());
-    for p in batch {
-        let Some(head) = heads.get_mut(p.tenant.as_uuid()) else {
-            return Err(AuditError::InvalidRecord {
-                field: "tenant",
-                reason: format!("no chain head for {}", p.tenant),
-            });
-        };
-        let seq = head.seq + 1;
-        let hash = chain_hash(&head.hash, &p.tenant, seq, &p.value);
-        // Monotonic per tenant even if this process's clock is behind another's.
-        let inserted_at = now.max(head.last);
-        cols.tenant.push(p.tenant.into_uuid());
-        cols.seq.push(seq as i64);
-        cols.inserted_at.push(inserted_at);
-        cols.record_id.push(p.record_id);
-        cols.event_time.push(p.time);
-        cols.prev.push(head.hash.as_bytes().to_vec());
-        cols.hash.push(hash.as_bytes().to_vec());
-        cols.record
-            .push(serde_json::to_string(&p.value).map_err(AuditError::json("audit record"))?);
-        *head = Head {
-            seq,
-            hash,
-            last: inserted_at,
-        };
-        out.push(Chained { seq, hash });
-    }
+    let (cols, out) = chain(&mut heads, batch)?;
     let mut months: Vec<DateTime<Utc>> = cols.inserted_at.clone();
     months.dedup_by_key(|t| month_key(t));
     for m in months {
-        partitions.ensure(&mut tx, m).await?;
+        partitions.ensure(&mut *tx, m).await?;
     }
     sqlx::query(
         "INSERT INTO audit_events (tenant_id, seq, inserted_at, record_id, event_time, prev_hash, hash, record)

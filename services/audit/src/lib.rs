@@ -9,6 +9,7 @@ mod canonical;
 mod db;
 mod error;
 mod export;
+pub mod ops;
 mod prune;
 mod query;
 mod record;

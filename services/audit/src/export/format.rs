@@ -8,11 +8,11 @@ use quick_xml::XmlVersion;
 use quick_xml::escape::escape;
 use quick_xml::events::Event;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::AuditError;
-use crate::canonical::{ChainHash, canonical_json};
+use crate::canonical::ChainHash;
 use crate::verify::ChainRow;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -59,15 +59,24 @@ impl ExportFormat {
     }
 }
 
-/// One exported record.
-pub(crate) struct ExportRow {
-    pub tenant: TenantId,
-    pub seq: u64,
+/// One exported record, borrowed from the database row it was read from (no per-row copies).
+pub(crate) struct ExportRow<'a> {
+    pub tenant: &'a str,
+    pub seq: i64,
     pub inserted_at: DateTime<Utc>,
     pub record_id: Uuid,
-    pub prev_hash: ChainHash,
-    pub hash: ChainHash,
-    pub record: Value,
+    pub prev_hash: &'a [u8],
+    pub hash: &'a [u8],
+    /// The record as PostgreSQL prints the stored jsonb (keys in jsonb order): the verifier
+    /// parses it and hashes its canonical form, which depends only on the JSON value.
+    pub record: &'a str,
+    pub time: &'a str,
+    pub actor_kind: &'a str,
+    pub actor_id: &'a str,
+    pub action: &'a str,
+    pub phase: &'a str,
+    pub model: &'a str,
+    pub status_code: Option<i32>,
 }
 
 pub(crate) const CSV_HEADER: [&str; 14] = [
@@ -87,107 +96,151 @@ pub(crate) const CSV_HEADER: [&str; 14] = [
     "record_json",
 ];
 
-fn text(v: &Value, path: &[&str]) -> String {
-    let mut cur = v;
-    for p in path {
-        match cur.get(p) {
-            Some(x) => cur = x,
-            None => return String::new(),
-        }
-    }
-    match cur {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
-
 fn ts(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-/// Encodes the document start (header row, XML prolog).
-pub(crate) fn begin(
-    format: ExportFormat,
-    tenant: &TenantId,
-    out: &mut Vec<u8>,
-) -> Result<(), AuditError> {
-    match format {
-        ExportFormat::Jsonl => {}
-        ExportFormat::Csv => {
-            let mut w = csv::Writer::from_writer(&mut *out);
-            w.write_record(CSV_HEADER)?;
-            w.flush().map_err(AuditError::io("writing csv"))?;
-        }
-        ExportFormat::Xml => out.extend_from_slice(
-            format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<audit-export tenant=\"{tenant}\" version=\"1\">\n").as_bytes(),
-        ),
-    }
-    Ok(())
-}
-
-pub(crate) fn end(format: ExportFormat, out: &mut Vec<u8>) {
-    if format == ExportFormat::Xml {
-        out.extend_from_slice(b"</audit-export>\n");
+/// Lower-case hex of a 32-byte hash into a stack buffer ("" for a malformed stored value,
+/// which verification then reports as a broken link).
+fn hex32<'b>(h: &[u8], buf: &'b mut [u8; 64]) -> &'b str {
+    match hex::encode_to_slice(h, buf) {
+        Ok(()) => std::str::from_utf8(buf).unwrap_or_default(),
+        Err(_) => "",
     }
 }
 
-/// Encodes one row. The record is written as canonical JSON in every format, so the offline
-/// verifier recomputes hashes from exactly what the file holds.
-pub(crate) fn row(
-    format: ExportFormat,
-    r: &ExportRow,
-    out: &mut Vec<u8>,
-) -> Result<(), AuditError> {
-    let record_json = canonical_json(&r.record);
-    match format {
-        ExportFormat::Jsonl => {
-            let line = json!({
-                "seq": r.seq, "tenant_id": r.tenant, "record_id": r.record_id, "inserted_at": ts(&r.inserted_at),
-                "prev_hash": r.prev_hash, "hash": r.hash, "record": r.record,
-            });
-            out.extend_from_slice(&canonical_json(&line));
-            out.push(b'\n');
+/// One RFC 4180 field: quoted (with `"` doubled) when it holds a comma, quote or line break.
+/// Written by hand rather than through `csv::Writer`, which cannot hand its buffer back
+/// without being consumed, so a streaming export would need a writer (and its 8 KiB buffer)
+/// per row.
+fn csv_field(out: &mut Vec<u8>, field: &[u8]) {
+    if field
+        .iter()
+        .any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
+    {
+        out.push(b'"');
+        for &b in field {
+            if b == b'"' {
+                out.push(b'"');
+            }
+            out.push(b);
         }
-        ExportFormat::Csv => {
-            let record_json = String::from_utf8_lossy(&record_json);
-            let mut w = csv::Writer::from_writer(&mut *out);
-            w.write_record([
-                r.seq.to_string(),
-                r.tenant.to_string(),
-                r.record_id.to_string(),
-                ts(&r.inserted_at),
-                text(&r.record, &["time"]),
-                text(&r.record, &["actor", "kind"]),
-                text(&r.record, &["actor", "id"]),
-                text(&r.record, &["action"]),
-                text(&r.record, &["phase"]),
-                text(&r.record, &["model"]),
-                text(&r.record, &["status_code"]),
-                r.prev_hash.to_hex(),
-                r.hash.to_hex(),
-                record_json.into_owned(),
-            ])?;
-            w.flush().map_err(AuditError::io("writing csv"))?;
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(field);
+    }
+}
+
+fn csv_record<'f>(out: &mut Vec<u8>, fields: impl IntoIterator<Item = &'f [u8]>) {
+    for (i, f) in fields.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
         }
-        ExportFormat::Xml => {
-            let record_json = String::from_utf8_lossy(&record_json);
-            let s = format!(
-                "<event seq=\"{}\" record-id=\"{}\" inserted-at=\"{}\" prev-hash=\"{}\" hash=\"{}\"><time>{}</time><action>{}</action><status-code>{}</status-code><record>{}</record></event>\n",
-                r.seq,
-                r.record_id,
-                ts(&r.inserted_at),
-                r.prev_hash,
-                r.hash,
-                escape(text(&r.record, &["time"]).as_str()),
-                escape(text(&r.record, &["action"]).as_str()),
-                escape(text(&r.record, &["status_code"]).as_str()),
-                escape(record_json.as_ref()),
-            );
-            out.extend_from_slice(s.as_bytes());
+        csv_field(out, f);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Encodes rows of one format into a byte buffer the exporter drains in chunks.
+pub(crate) enum Encoder {
+    Jsonl(Vec<u8>),
+    Csv(Vec<u8>),
+    Xml(Vec<u8>),
+}
+
+impl Encoder {
+    /// A new encoder with the document start (header row, XML prolog) already written.
+    pub fn begin(format: ExportFormat, tenant: &TenantId) -> Result<Encoder, AuditError> {
+        Ok(match format {
+            ExportFormat::Jsonl => Encoder::Jsonl(Vec::with_capacity(64 * 1024)),
+            ExportFormat::Csv => {
+                let mut b = Vec::with_capacity(64 * 1024);
+                csv_record(&mut b, CSV_HEADER.iter().map(|h| h.as_bytes()));
+                Encoder::Csv(b)
+            }
+            ExportFormat::Xml => Encoder::Xml(
+                format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<audit-export tenant=\"{tenant}\" version=\"1\">\n")
+                    .into_bytes(),
+            ),
+        })
+    }
+
+    /// Bytes encoded and not yet taken.
+    pub fn pending(&mut self) -> &mut Vec<u8> {
+        match self {
+            Encoder::Jsonl(b) | Encoder::Csv(b) | Encoder::Xml(b) => b,
         }
     }
-    Ok(())
+
+    pub fn buffered(&self) -> usize {
+        match self {
+            Encoder::Jsonl(b) | Encoder::Csv(b) | Encoder::Xml(b) => b.len(),
+        }
+    }
+
+    /// Writes the document end (XML's closing tag).
+    pub fn end(&mut self) {
+        if let Encoder::Xml(b) = self {
+            b.extend_from_slice(b"</audit-export>\n");
+        }
+    }
+
+    pub fn row(&mut self, r: &ExportRow<'_>) {
+        let (mut prev, mut hash) = ([0u8; 64], [0u8; 64]);
+        let (prev, hash) = (hex32(r.prev_hash, &mut prev), hex32(r.hash, &mut hash));
+        let mut id = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let id = r.record_id.hyphenated().encode_lower(&mut id);
+        let inserted_at = ts(&r.inserted_at);
+        match self {
+            Encoder::Jsonl(out) => {
+                use std::io::Write;
+                // Keys in canonical (byte) order; every value but the record needs no escaping.
+                let _ = write!(
+                    out,
+                    "{{\"hash\":\"{hash}\",\"inserted_at\":\"{inserted_at}\",\"prev_hash\":\"{prev}\",\"record\":"
+                );
+                out.extend_from_slice(r.record.as_bytes());
+                let _ = writeln!(
+                    out,
+                    ",\"record_id\":\"{id}\",\"seq\":{},\"tenant_id\":\"{}\"}}",
+                    r.seq, r.tenant
+                );
+            }
+            Encoder::Csv(out) => {
+                let seq = r.seq.to_string();
+                let status = r.status_code.map(|s| s.to_string()).unwrap_or_default();
+                let fields: [&str; 14] = [
+                    &seq,
+                    r.tenant,
+                    id,
+                    &inserted_at,
+                    r.time,
+                    r.actor_kind,
+                    r.actor_id,
+                    r.action,
+                    r.phase,
+                    r.model,
+                    &status,
+                    prev,
+                    hash,
+                    r.record,
+                ];
+                csv_record(out, fields.iter().map(|f| f.as_bytes()));
+            }
+            Encoder::Xml(out) => {
+                use std::io::Write;
+                let _ = write!(
+                    out,
+                    "<event seq=\"{}\" record-id=\"{id}\" inserted-at=\"{inserted_at}\" prev-hash=\"{prev}\" hash=\"{hash}\"><time>{}</time><action>{}</action><status-code>{}</status-code><record>{}</record></event>\n",
+                    r.seq,
+                    escape(r.time),
+                    escape(r.action),
+                    r.status_code.map(|s| s.to_string()).unwrap_or_default(),
+                    escape(r.record),
+                );
+            }
+        }
+    }
 }
 
 fn bad(reason: impl Into<String>) -> AuditError {

@@ -10,12 +10,12 @@ use enclave_domain::TenantId;
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Row};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use uuid::Uuid;
 
 pub use self::format::ExportFormat;
-use self::format::ExportRow;
+use self::format::{Encoder, ExportRow};
 use crate::AuditError;
 use crate::canonical::{ChainHash, canonical_json};
 use crate::db::tenant_tx;
@@ -66,15 +66,6 @@ impl ExportManifest {
     }
 }
 
-type Row = (
-    i64,
-    DateTime<Utc>,
-    Uuid,
-    Vec<u8>,
-    Vec<u8>,
-    serde_json::Value,
-);
-
 /// Streams `tenant`'s records stored in `from..to` (in chain order) to `out` in `format`, in
 /// constant memory, and returns the signed manifest. The range is on storage time, which keeps
 /// an export a contiguous piece of the chain.
@@ -95,7 +86,6 @@ pub async fn export<W: AsyncWrite + Unpin + Send>(
     }
     let mut tx = tenant_tx(pool, tenant).await?;
     let mut sha = Sha256::new();
-    let mut buf = Vec::with_capacity(64 * 1024);
     let mut m = ExportManifest {
         version: 1,
         tenant: *tenant,
@@ -113,53 +103,47 @@ pub async fn export<W: AsyncWrite + Unpin + Send>(
         key_id: key.key_id().to_owned(),
         signature: String::new(),
     };
-    format::begin(format, tenant, &mut buf)?;
+    let mut enc = Encoder::begin(format, tenant)?;
+    let tenant_text = tenant.to_string();
     {
-        let mut rows = sqlx::query_as::<_, Row>(
-            "SELECT seq, inserted_at, record_id, prev_hash, hash, record FROM audit_events
+        // Only the columns the encoders print; the record as jsonb's own text, so no row is
+        // parsed into a JSON tree on the way out.
+        let mut rows = sqlx::query(
+            "SELECT seq, inserted_at, record_id, prev_hash, hash, record::text, record ->> 'time',
+                    actor_kind, actor_id, action, phase, model, status_code
+             FROM audit_events
              WHERE tenant_id = $1 AND inserted_at >= $2 AND inserted_at < $3 ORDER BY seq, inserted_at",
         )
         .bind(tenant.as_uuid())
         .bind(from)
         .bind(to)
         .fetch(&mut *tx);
-        while let Some((seq, inserted_at, record_id, prev, hash, record)) = rows
+        while let Some(pg_row) = rows
             .try_next()
             .await
             .map_err(AuditError::db("reading audit records for export"))?
         {
-            let row = ExportRow {
-                tenant: *tenant,
-                seq: seq as u64,
-                inserted_at,
-                record_id,
-                prev_hash: ChainHash::from_slice(&prev).unwrap_or_default(),
-                hash: ChainHash::from_slice(&hash).unwrap_or_default(),
-                record,
-            };
+            let row = export_row(&pg_row, &tenant_text)
+                .map_err(AuditError::db("decoding audit records for export"))?;
+            let seq = row.seq as u64;
+            let prev = ChainHash::from_slice(row.prev_hash).unwrap_or_default();
+            let hash = ChainHash::from_slice(row.hash).unwrap_or_default();
             if m.count == 0 {
-                m.first_seq = Some(row.seq);
-                m.first_prev_hash = Some(row.prev_hash);
-                m.first_hash = Some(row.hash);
+                m.first_seq = Some(seq);
+                m.first_prev_hash = Some(prev);
+                m.first_hash = Some(hash);
             }
             m.count += 1;
-            m.last_seq = Some(row.seq);
-            m.last_hash = Some(row.hash);
-            format::row(format, &row, &mut buf)?;
-            if buf.len() >= 48 * 1024 {
-                sha.update(&buf);
-                out.write_all(&buf)
-                    .await
-                    .map_err(AuditError::io("writing the export"))?;
-                buf.clear();
+            m.last_seq = Some(seq);
+            m.last_hash = Some(hash);
+            enc.row(&row);
+            if enc.buffered() >= CHUNK {
+                drain(&mut enc, &mut sha, out).await?;
             }
         }
     }
-    format::end(format, &mut buf);
-    sha.update(&buf);
-    out.write_all(&buf)
-        .await
-        .map_err(AuditError::io("writing the export"))?;
+    enc.end();
+    drain(&mut enc, &mut sha, out).await?;
     out.flush()
         .await
         .map_err(AuditError::io("writing the export"))?;
@@ -169,6 +153,46 @@ pub async fn export<W: AsyncWrite + Unpin + Send>(
     m.file_sha256 = hex::encode(sha.finalize());
     m.signature = hex::encode(key.sign(&m.signed_bytes()?));
     Ok(m)
+}
+
+/// Bytes an export encodes before handing them to the output (bounds its memory).
+const CHUNK: usize = 256 * 1024;
+
+fn export_row<'r>(r: &'r PgRow, tenant: &'r str) -> Result<ExportRow<'r>, sqlx::Error> {
+    let opt = |i: usize| -> Result<&'r str, sqlx::Error> {
+        Ok(r.try_get::<Option<&str>, _>(i)?.unwrap_or(""))
+    };
+    Ok(ExportRow {
+        tenant,
+        seq: r.try_get(0)?,
+        inserted_at: r.try_get(1)?,
+        record_id: r.try_get(2)?,
+        prev_hash: r.try_get(3)?,
+        hash: r.try_get(4)?,
+        record: r.try_get(5)?,
+        time: opt(6)?,
+        actor_kind: opt(7)?,
+        actor_id: opt(8)?,
+        action: opt(9)?,
+        phase: opt(10)?,
+        model: opt(11)?,
+        status_code: r.try_get(12)?,
+    })
+}
+
+/// Hands what the encoder holds to the output and the file hash.
+async fn drain<W: AsyncWrite + Unpin + Send>(
+    enc: &mut Encoder,
+    sha: &mut Sha256,
+    out: &mut W,
+) -> Result<(), AuditError> {
+    let buf = enc.pending();
+    sha.update(&buf[..]);
+    out.write_all(buf)
+        .await
+        .map_err(AuditError::io("writing the export"))?;
+    buf.clear();
+    Ok(())
 }
 
 /// Hashes everything read through it.

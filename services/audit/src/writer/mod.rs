@@ -20,7 +20,7 @@ use uuid::Uuid;
 pub(crate) use self::spool::Spool;
 pub use self::stream::StreamAudit;
 use crate::canonical::ChainHash;
-use crate::db::{self, PartitionCache, Prepared};
+use crate::db::{self, HeadCache, PartitionCache, Prepared};
 use crate::{AuditError, AuditRecord};
 
 /// How the writer runs.
@@ -71,8 +71,14 @@ pub struct AuditReceipt {
 
 type Ack = oneshot::Sender<Result<AuditReceipt, AuditError>>;
 
+/// A record and its encoding (done in the appending task, so the actor only chains and stores).
+struct Pending {
+    record: AuditRecord,
+    prepared: Prepared,
+}
+
 enum Cmd {
-    Append(Box<AuditRecord>, Ack),
+    Append(Box<Pending>, Ack),
     /// Replays the spool now if the database is reachable; answers whether it is empty.
     Replay(oneshot::Sender<Result<bool, AuditError>>),
     Shutdown(oneshot::Sender<()>),
@@ -106,6 +112,7 @@ impl AuditWriter {
             pool,
             spool: Arc::new(Mutex::new(spool)),
             partitions: PartitionCache::default(),
+            heads: HeadCache::default(),
             config: config.clone(),
             last_attempt: None,
         };
@@ -123,9 +130,10 @@ impl AuditWriter {
     /// Appends `record` to its tenant's chain; returns once it is durable.
     pub async fn append(&self, record: AuditRecord) -> Result<AuditReceipt, AuditError> {
         let record = record.checked()?;
+        let prepared = Prepared::new(&record)?;
         let (ack, done) = oneshot::channel();
         self.tx
-            .send(Cmd::Append(Box::new(record), ack))
+            .send(Cmd::Append(Box::new(Pending { record, prepared }), ack))
             .await
             .map_err(|_| AuditError::WriterStopped)?;
         done.await.map_err(|_| AuditError::WriterStopped)?
@@ -166,6 +174,7 @@ struct Actor {
     pool: PgPool,
     spool: Arc<Mutex<Spool>>,
     partitions: PartitionCache,
+    heads: HeadCache,
     config: WriterConfig,
     /// When a spooling writer last tried the database (it retries once per retry_interval,
     /// not per batch, so an outage costs requests one fsync, not one connect timeout).
@@ -200,7 +209,7 @@ impl Actor {
             let mut controls = Vec::new();
             for c in cmds {
                 match c {
-                    Cmd::Append(r, ack) => appends.push((*r, ack)),
+                    Cmd::Append(p, ack) => appends.push((*p, ack)),
                     other => controls.push(other),
                 }
             }
@@ -236,14 +245,15 @@ impl Actor {
             .is_none_or(|t| t.elapsed() >= self.config.retry_interval)
     }
 
-    async fn commit(&mut self, appends: Vec<(AuditRecord, Ack)>) {
+    async fn commit(&mut self, appends: Vec<(Pending, Ack)>) {
         if !self.spool_is_empty() && self.retry_due() {
             let _ = self.replay().await;
         }
         if self.spool_is_empty() {
             match self.insert(&appends).await {
                 Ok(chained) => {
-                    for ((r, ack), c) in appends.into_iter().zip(chained) {
+                    for ((p, ack), c) in appends.into_iter().zip(chained) {
+                        let r = p.record;
                         let durability = Durability::Database {
                             seq: c.seq,
                             hash: c.hash,
@@ -262,7 +272,7 @@ impl Actor {
                 Err(e) => return fail_all(appends, e),
             }
         }
-        let records: Vec<AuditRecord> = appends.iter().map(|(r, _)| r.clone()).collect();
+        let records: Vec<AuditRecord> = appends.iter().map(|(p, _)| p.record.clone()).collect();
         let spool = self.spool.clone();
         let written = tokio::task::spawn_blocking(move || {
             let refs: Vec<&AuditRecord> = records.iter().collect();
@@ -273,7 +283,8 @@ impl Actor {
         .unwrap_or(Err(AuditError::WriterStopped));
         match written {
             Ok(()) => {
-                for (r, ack) in appends {
+                for (p, ack) in appends {
+                    let r = p.record;
                     let _ = ack.send(Ok(AuditReceipt {
                         record_id: r.record_id,
                         tenant: r.tenant,
@@ -290,16 +301,13 @@ impl Actor {
 
     async fn insert(
         &mut self,
-        appends: &[(AuditRecord, Ack)],
+        appends: &[(Pending, Ack)],
     ) -> Result<Vec<db::Chained>, AuditError> {
-        let prepared = appends
-            .iter()
-            .map(|(r, _)| Prepared::new(r))
-            .collect::<Result<Vec<_>, _>>()?;
+        let prepared: Vec<&Prepared> = appends.iter().map(|(p, _)| &p.prepared).collect();
         let timeout = self.config.db_timeout;
         let result = tokio::time::timeout(
             timeout,
-            db::insert_batch(&self.pool, &mut self.partitions, &prepared),
+            db::insert_batch(&self.pool, &mut self.partitions, &mut self.heads, &prepared),
         )
         .await;
         self.attempted(result)
@@ -354,7 +362,12 @@ impl Actor {
             if !todo.is_empty() {
                 let done = tokio::time::timeout(
                     timeout,
-                    db::insert_batch(&self.pool, &mut self.partitions, &todo),
+                    db::insert_batch(
+                        &self.pool,
+                        &mut self.partitions,
+                        &mut self.heads,
+                        &todo.iter().collect::<Vec<_>>(),
+                    ),
                 )
                 .await;
                 self.attempted(done)?;
@@ -367,7 +380,7 @@ impl Actor {
     }
 }
 
-fn fail_all(appends: Vec<(AuditRecord, Ack)>, e: AuditError) {
+fn fail_all<T>(appends: Vec<(T, Ack)>, e: AuditError) {
     tracing::error!(error = %e, records = appends.len(), "audit batch refused");
     let reason = e.to_string();
     let mut first = Some(e);
