@@ -1,18 +1,18 @@
 //! The service the gateway calls: login, refresh, logout, bearer authentication, API keys.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
 use enclave_domain::{ApiKeyId, Email, Principal, Role, TenantId, UserId};
 use enclave_store::{
-    Membership, NewApiKey, NewRefreshToken, NewUser, Rotation, Store, ThrottlePolicy, User,
-    UserStatus,
+    Membership, NewApiKey, NewRefreshToken, NewUser, Rotation, Store, TenantAccess, TenantStatus,
+    ThrottlePolicy, User, UserStatus,
 };
 use serde::Serialize;
 
 use crate::AuthError;
+use crate::cache::TtlCache;
 use crate::api_key::{ApiKeySecret, CreatedApiKey, NewApiKeyRequest, ParsedApiKey};
 use crate::jwt::{AccessClaims, KeyRing};
 use crate::password::{PasswordHasher, PasswordPolicy};
@@ -30,8 +30,9 @@ pub struct AuthConfig {
     pub refresh_ttl: Duration,
     pub throttle: ThrottlePolicy,
     pub password: PasswordPolicy,
-    /// How long a user's active/deleted status is cached per process. A deletion through this
-    /// Authenticator takes effect at once; one made elsewhere within this delay.
+    /// How long a user's active/deleted status, a tenant's suspension and a user's membership
+    /// are cached per process. A change made through this Authenticator takes effect at once;
+    /// one made elsewhere (another gateway) within this delay.
     pub user_status_ttl: Duration,
     /// How often the signing-key ring is re-read from Postgres.
     pub key_refresh: Duration,
@@ -95,7 +96,8 @@ struct Inner {
     cfg: AuthConfig,
     keys: KeyRing,
     passwords: PasswordHasher,
-    user_status: Mutex<HashMap<UserId, (Instant, Option<UserStatus>)>>,
+    user_status: TtlCache<UserId, Option<UserStatus>>,
+    tenant_access: TtlCache<(TenantId, Option<UserId>), Option<TenantAccess>>,
 }
 
 impl Authenticator {
@@ -106,10 +108,11 @@ impl Authenticator {
         Ok(Authenticator {
             inner: Arc::new(Inner {
                 store,
-                cfg,
                 keys,
                 passwords,
-                user_status: Mutex::default(),
+                user_status: TtlCache::new(cfg.user_status_ttl),
+                tenant_access: TtlCache::new(cfg.user_status_ttl),
+                cfg,
             }),
         })
     }
@@ -161,6 +164,11 @@ impl Authenticator {
         if rec.expires_at.is_some_and(|t| t <= Utc::now()) {
             return Err(AuthError::ExpiredKey);
         }
+        match self.tenant_access(&rec.tenant_id, None).await? {
+            Some(a) if a.status == TenantStatus::Active => {}
+            Some(_) => return Err(AuthError::TenantSuspended),
+            None => return Err(AuthError::InvalidApiKey),
+        }
         self.touch_key_later(rec.tenant_id, rec.id);
         Ok(Principal::api_key(rec.id, rec.tenant_id, rec.scopes))
     }
@@ -203,37 +211,78 @@ impl Authenticator {
             Some(s) if s.active && (role != Role::PlatformAdmin || s.is_platform_admin) => {}
             _ => return Err(AuthError::UserInactive),
         }
+        let role = self.current_role(&user, tenant, role).await?;
         Ok(Principal::user(user, tenant, role))
     }
 
+    /// The role a token's holder has now in the token's tenant. A removed membership ends the
+    /// token at once; a changed role applies at once (the token's role is only what it was).
+    async fn current_role(
+        &self,
+        user: &UserId,
+        tenant: Option<TenantId>,
+        token_role: Role,
+    ) -> Result<Role, AuthError> {
+        let gone = AuthError::InvalidToken {
+            reason: "unknown tenant",
+        };
+        match (token_role, tenant) {
+            (Role::PlatformAdmin, None) => Ok(Role::PlatformAdmin),
+            // A platform admin may act inside any tenant, suspended ones included (to fix them).
+            (Role::PlatformAdmin, Some(t)) => match self.tenant_access(&t, None).await? {
+                Some(_) => Ok(Role::PlatformAdmin),
+                None => Err(gone),
+            },
+            (_, None) => Err(AuthError::InvalidToken {
+                reason: "tenant role without a tenant",
+            }),
+            (_, Some(t)) => match self.tenant_access(&t, Some(user)).await? {
+                None => Err(gone),
+                Some(a) if a.status != TenantStatus::Active => Err(AuthError::TenantSuspended),
+                Some(TenantAccess {
+                    member_role: Some(role),
+                    ..
+                }) => Ok(role),
+                Some(_) => Err(AuthError::UserInactive),
+            },
+        }
+    }
+
     async fn user_status(&self, user: &UserId) -> Result<Option<UserStatus>, AuthError> {
-        let ttl = self.inner.cfg.user_status_ttl;
-        {
-            // INVARIANT: no code panics while holding this lock.
-            #[allow(clippy::unwrap_used)]
-            let cache = self.inner.user_status.lock().unwrap();
-            if let Some((at, status)) = cache.get(user)
-                && at.elapsed() < ttl
-            {
-                return Ok(*status);
-            }
+        if let Some(status) = self.inner.user_status.get(user) {
+            return Ok(status);
         }
         let status = self.inner.store.users().status(user).await?;
-        if !ttl.is_zero() {
-            #[allow(clippy::unwrap_used)]
-            let mut cache = self.inner.user_status.lock().unwrap();
-            if cache.len() > 100_000 {
-                cache.clear();
-            }
-            cache.insert(*user, (Instant::now(), status));
-        }
+        self.inner.user_status.put(*user, status);
         Ok(status)
     }
 
-    /// Drops the cached status of `user` (after disabling or deleting them).
+    async fn tenant_access(
+        &self,
+        tenant: &TenantId,
+        user: Option<&UserId>,
+    ) -> Result<Option<TenantAccess>, AuthError> {
+        let key = (*tenant, user.copied());
+        if let Some(access) = self.inner.tenant_access.get(&key) {
+            return Ok(access);
+        }
+        let access = self.inner.store.tenants().access(tenant, user).await?;
+        self.inner.tenant_access.put(key, access);
+        Ok(access)
+    }
+
+    /// Drops what this process cached about `user` (after disabling or deleting them, or
+    /// changing a membership).
     pub fn forget_user(&self, user: &UserId) {
-        #[allow(clippy::unwrap_used)]
-        self.inner.user_status.lock().unwrap().remove(user);
+        self.inner.user_status.forget_where(|u| u == user);
+        self.inner
+            .tenant_access
+            .forget_where(|(_, u)| u.as_ref() == Some(user));
+    }
+
+    /// Drops what this process cached about `tenant` (after suspending or resuming it).
+    pub fn forget_tenant(&self, tenant: &TenantId) {
+        self.inner.tenant_access.forget_where(|(t, _)| t == tenant);
     }
 
     /// Email + password → tokens, with per-(email, client) exponential backoff on failures.
@@ -509,6 +558,31 @@ impl Authenticator {
         }
         self.forget_user(user);
         Ok(())
+    }
+
+    /// Takes `user` out of `tenant`: their sessions in it end and their access tokens for it are
+    /// refused from now on (at once here, within `user_status_ttl` on other gateways).
+    pub async fn remove_member(&self, tenant: &TenantId, user: &UserId) -> Result<(), AuthError> {
+        self.inner.store.memberships().remove(tenant, user).await?;
+        self.inner
+            .store
+            .refresh_tokens()
+            .revoke_for_user_in_tenant(user, tenant)
+            .await?;
+        self.forget_user(user);
+        Ok(())
+    }
+
+    /// Suspends or resumes a tenant; its keys and its members' tokens are refused while it is
+    /// suspended (at once here, within `user_status_ttl` on other gateways).
+    pub async fn set_tenant_status(
+        &self,
+        tenant: &TenantId,
+        status: TenantStatus,
+    ) -> Result<enclave_store::Tenant, AuthError> {
+        let t = self.inner.store.tenants().set_status(tenant, status).await?;
+        self.forget_tenant(tenant);
+        Ok(t)
     }
 
     /// Deletes a user (soft: see `Users::delete`); outstanding tokens stop working at once here.

@@ -14,8 +14,10 @@ pub enum AuthError {
     InvalidToken { reason: &'static str },
     #[error("the access token has expired")]
     ExpiredToken,
-    #[error("the account is disabled or deleted")]
+    #[error("the account is disabled or deleted, or no longer a member of this tenant")]
     UserInactive,
+    #[error("the tenant is suspended")]
+    TenantSuspended,
     #[error("invalid API key")]
     InvalidApiKey,
     #[error("the API key has been revoked")]
@@ -48,6 +50,7 @@ impl AuthError {
             AuthError::InvalidToken { .. } => "invalid_token",
             AuthError::ExpiredToken => "token_expired",
             AuthError::UserInactive => "user_inactive",
+            AuthError::TenantSuspended => "tenant_suspended",
             AuthError::InvalidApiKey => "invalid_api_key",
             AuthError::RevokedKey => "key_revoked",
             AuthError::ExpiredKey => "key_expired",
@@ -66,6 +69,7 @@ impl AuthError {
     pub fn http_status(&self) -> u16 {
         match self {
             AuthError::Throttled { .. } => 429,
+            AuthError::TenantSuspended => 403,
             AuthError::TenantRequired
             | AuthError::InvalidInput { .. }
             | AuthError::WeakPassword { .. } => 422,

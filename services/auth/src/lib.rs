@@ -7,6 +7,7 @@
 
 mod api_key;
 mod authenticator;
+mod cache;
 mod error;
 mod jwt;
 mod password;

@@ -9,11 +9,11 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
 use crate::{PASSWORD, login, member, setup, tenant};
 
-fn claims_for(sub: &str, exp_offset: i64) -> AccessClaims {
+fn claims_for(sub: &str, tenant: &enclave_domain::TenantId, exp_offset: i64) -> AccessClaims {
     let now = Utc::now().timestamp();
     AccessClaims {
         sub: sub.to_owned(),
-        tenant: None,
+        tenant: Some(tenant.to_string()),
         role: "developer".into(),
         iat: now,
         exp: now + exp_offset,
@@ -68,14 +68,14 @@ async fn forged_and_stale_access_tokens_are_refused() {
     let kid = ring.active_kid().unwrap();
 
     // Control: a well-formed token of ours is accepted.
-    let good = ring.sign(&claims_for(&sub, 600)).await.unwrap();
+    let good = ring.sign(&claims_for(&sub, &t.id, 600)).await.unwrap();
     assert_eq!(
         auth.authenticate(&good).await.unwrap().user_id(),
         Some(u.id)
     );
 
     expect_code(
-        auth.authenticate(&ring.sign(&claims_for(&sub, -60)).await.unwrap())
+        auth.authenticate(&ring.sign(&claims_for(&sub, &t.id, -60)).await.unwrap())
             .await,
         "token_expired",
         "expired",
@@ -83,7 +83,7 @@ async fn forged_and_stale_access_tokens_are_refused() {
 
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some(kid.clone());
-    let forged = jsonwebtoken::encode(&header, &claims_for(&sub, 600), &foreign_key()).unwrap();
+    let forged = jsonwebtoken::encode(&header, &claims_for(&sub, &t.id, 600), &foreign_key()).unwrap();
     expect_code(
         auth.authenticate(&forged).await,
         "invalid_token",
@@ -101,7 +101,7 @@ async fn forged_and_stale_access_tokens_are_refused() {
     );
 
     let none_header = B64.encode(format!(r#"{{"alg":"none","typ":"JWT","kid":"{kid}"}}"#));
-    let payload = B64.encode(serde_json::to_vec(&claims_for(&sub, 600)).unwrap());
+    let payload = B64.encode(serde_json::to_vec(&claims_for(&sub, &t.id, 600)).unwrap());
     expect_code(
         auth.authenticate(&format!("{none_header}.{payload}."))
             .await,
@@ -119,7 +119,7 @@ async fn forged_and_stale_access_tokens_are_refused() {
     hs.kid = Some(kid.clone());
     let confused = jsonwebtoken::encode(
         &hs,
-        &claims_for(&sub, 600),
+        &claims_for(&sub, &t.id, 600),
         &EncodingKey::from_secret(&public),
     )
     .unwrap();
@@ -131,14 +131,14 @@ async fn forged_and_stale_access_tokens_are_refused() {
 
     let mut unknown = Header::new(Algorithm::EdDSA);
     unknown.kid = Some("no-such-kid".into());
-    let t_unknown = jsonwebtoken::encode(&unknown, &claims_for(&sub, 600), &foreign_key()).unwrap();
+    let t_unknown = jsonwebtoken::encode(&unknown, &claims_for(&sub, &t.id, 600), &foreign_key()).unwrap();
     expect_code(
         auth.authenticate(&t_unknown).await,
         "invalid_token",
         "unknown signing key",
     );
 
-    let mut wrong_iss = claims_for(&sub, 600);
+    let mut wrong_iss = claims_for(&sub, &t.id, 600);
     wrong_iss.iss = "someone-else".into();
     expect_code(
         auth.authenticate(&ring.sign(&wrong_iss).await.unwrap())
@@ -146,7 +146,7 @@ async fn forged_and_stale_access_tokens_are_refused() {
         "invalid_token",
         "wrong issuer",
     );
-    let mut wrong_aud = claims_for(&sub, 600);
+    let mut wrong_aud = claims_for(&sub, &t.id, 600);
     wrong_aud.aud = "other-api".into();
     expect_code(
         auth.authenticate(&ring.sign(&wrong_aud).await.unwrap())
@@ -156,7 +156,7 @@ async fn forged_and_stale_access_tokens_are_refused() {
     );
 
     // A developer cannot mint themselves platform admin: the account must hold it.
-    let mut escalated = claims_for(&sub, 600);
+    let mut escalated = claims_for(&sub, &t.id, 600);
     escalated.role = "platform_admin".into();
     expect_code(
         auth.authenticate(&ring.sign(&escalated).await.unwrap())
@@ -274,4 +274,66 @@ async fn rotation_keeps_old_tokens_valid_until_retired() {
         "not_found",
         "active key cannot be retired"
     );
+}
+
+#[tokio::test]
+async fn live_tokens_follow_membership_and_tenant_status() {
+    let (_db, auth) = setup().await;
+    let t = tenant(&auth, "alpha").await;
+    let dev = member(&auth, "dev@alpha.test", &t, Role::Developer).await;
+    let pair = auth.login(login("dev@alpha.test", PASSWORD)).await.unwrap();
+    let key = auth
+        .create_api_key(
+            &t.id,
+            enclave_auth::NewApiKeyRequest {
+                name: "ci".into(),
+                scopes: enclave_domain::Scopes::from_iter([enclave_domain::Scope::Inference]),
+                expires_at: None,
+                created_by: None,
+                requests_per_minute: None,
+                tokens_per_minute: None,
+            },
+        )
+        .await
+        .unwrap();
+
+    // A role change applies to the token at once: the token's own claim is history.
+    auth.store()
+        .memberships()
+        .upsert(&t.id, &dev.id, Role::Auditor)
+        .await
+        .unwrap();
+    auth.forget_user(&dev.id);
+    assert_eq!(
+        auth.authenticate(&pair.access_token).await.unwrap().role,
+        Role::Auditor
+    );
+
+    // Suspension refuses the tenant's tokens and keys; resuming lets them back in.
+    auth.set_tenant_status(&t.id, enclave_store::TenantStatus::Suspended)
+        .await
+        .unwrap();
+    expect_code(
+        auth.authenticate(&pair.access_token).await,
+        "tenant_suspended",
+        "token of a suspended tenant",
+    );
+    expect_code(
+        auth.authenticate(&key.key).await,
+        "tenant_suspended",
+        "key of a suspended tenant",
+    );
+    auth.set_tenant_status(&t.id, enclave_store::TenantStatus::Active)
+        .await
+        .unwrap();
+    auth.authenticate(&key.key).await.unwrap();
+
+    // Removing the membership ends the token and the session.
+    auth.remove_member(&t.id, &dev.id).await.unwrap();
+    expect_code(
+        auth.authenticate(&pair.access_token).await,
+        "user_inactive",
+        "token after removal from the tenant",
+    );
+    assert!(auth.refresh(&pair.refresh_token).await.is_err());
 }

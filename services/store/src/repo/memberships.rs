@@ -143,6 +143,18 @@ impl Memberships<'_> {
         Ok(())
     }
 
+    /// How many tenants `user` belongs to, suspended ones included (deciding whether removing a
+    /// membership leaves the account without any tenant).
+    pub async fn count_for_user(&self, user: &UserId) -> Result<u64> {
+        let mut tx = self.store.system_tx().await?;
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM memberships WHERE user_id = $1")
+            .bind(user.as_uuid())
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(n.unsigned_abs())
+    }
+
     /// Every tenant `user` belongs to (login picks among them before any tenant is known).
     pub async fn for_user(&self, user: &UserId) -> Result<Vec<Membership>> {
         let mut tx = self.store.system_tx().await?;

@@ -17,7 +17,7 @@ pub use limits::{
 pub use memberships::{Member, Membership, Memberships};
 pub use refresh_tokens::{NewRefreshToken, RefreshTokenRecord, RefreshTokens, Rotation};
 pub use signing_keys::{KeySeal, KeyStatus, NewSigningKey, SigningKeyRecord, SigningKeys};
-pub use tenants::{NewTenant, Tenant, TenantStatus, Tenants};
+pub use tenants::{NewTenant, Tenant, TenantAccess, TenantStatus, Tenants};
 pub use throttle::{LoginThrottle, ThrottlePolicy, ThrottleState};
 pub use users::{NewUser, User, UserCredentials, UserStatus, Users};
 

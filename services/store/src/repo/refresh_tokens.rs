@@ -179,6 +179,19 @@ impl RefreshTokens<'_> {
         Ok(done.rows_affected())
     }
 
+    /// Ends `user`'s sessions in `tenant` (after their membership there is removed).
+    pub async fn revoke_for_user_in_tenant(&self, user: &UserId, tenant: &TenantId) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = now()
+             WHERE user_id = $1 AND tenant_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(user.as_uuid())
+        .bind(tenant.as_uuid())
+        .execute(self.store.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Deletes tokens that expired more than `grace` ago (housekeeping).
     pub async fn prune_expired(&self, grace: chrono::Duration) -> Result<u64> {
         let done = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")

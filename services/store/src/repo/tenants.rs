@@ -1,5 +1,5 @@
 use chrono::{DateTime, Utc};
-use enclave_domain::{TenantId, TenantSlug};
+use enclave_domain::{Role, TenantId, TenantSlug, UserId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -38,6 +38,15 @@ pub struct Tenant {
     pub status: TenantStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// What authentication needs to know about a tenant on each request: whether it may act, and
+/// (for a user's token) which role the user still holds in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TenantAccess {
+    pub status: TenantStatus,
+    /// The user's current membership role; `None` when not (or no longer) a member.
+    pub member_role: Option<Role>,
 }
 
 #[derive(Debug, Clone)]
@@ -121,6 +130,37 @@ impl Tenants<'_> {
         tx.commit().await?;
         row.ok_or(StoreError::NotFound { entity: "tenant" })?
             .try_into()
+    }
+
+    /// The tenant's status and `user`'s role in it, in one round trip; `None` when the tenant
+    /// does not exist (deleted).
+    pub async fn access(
+        &self,
+        tenant: &TenantId,
+        user: Option<&UserId>,
+    ) -> Result<Option<TenantAccess>> {
+        let mut tx = self.store.tenant_tx(tenant).await?;
+        let row: Option<(String, Option<String>)> = sqlx::query_as(
+            "SELECT t.status, m.role FROM tenants t
+             LEFT JOIN memberships m ON m.tenant_id = t.id AND m.user_id = $2
+             WHERE t.id = $1",
+        )
+        .bind(tenant.as_uuid())
+        .bind(user.map(|u| *u.as_uuid()))
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let Some((status, role)) = row else {
+            return Ok(None);
+        };
+        let member_role = role
+            .map(|r| r.parse::<Role>())
+            .transpose()
+            .map_err(|e| StoreError::corrupt("membership", e))?;
+        Ok(Some(TenantAccess {
+            status: TenantStatus::parse(&status)?,
+            member_role,
+        }))
     }
 
     /// Looks a tenant up by slug (platform-wide: the slug is how operators name tenants).
