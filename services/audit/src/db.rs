@@ -23,22 +23,27 @@ pub(crate) struct Prepared {
     pub record_id: Uuid,
     pub tenant: TenantId,
     pub time: DateTime<Utc>,
-    /// The record as JSON text (what the jsonb column is given).
-    pub json: String,
-    /// `canonical_json(record)`, what the chain hash covers.
-    pub canonical: Vec<u8>,
+    /// `canonical_json(record)`: what the chain hash covers, and (being JSON) also the text
+    /// the jsonb column is given.
+    pub canonical: String,
 }
 
 impl Prepared {
     pub fn new(record: &AuditRecord) -> Result<Prepared, AuditError> {
         let value = serde_json::to_value(record).map_err(AuditError::json("audit record"))?;
-        Ok(Prepared {
+        Ok(Self::from_value(record, &value))
+    }
+
+    /// From the record and its JSON value (when the caller has the value already).
+    pub fn from_value(record: &AuditRecord, value: &serde_json::Value) -> Prepared {
+        Prepared {
             record_id: record.record_id,
             tenant: record.tenant,
             time: record.time,
-            json: serde_json::to_string(&value).map_err(AuditError::json("audit record"))?,
-            canonical: canonical_json(&value),
-        })
+            // canonical_json writes UTF-8 only (strings come from &str); the lossy conversion
+            // never replaces anything.
+            canonical: String::from_utf8_lossy(&canonical_json(value)).into_owned(),
+        }
     }
 }
 
@@ -160,10 +165,10 @@ async fn lock_heads(
 }
 
 /// Chains `batch` onto `heads` (advancing them) and lays it out as columns.
-fn chain(
+fn chain<'a>(
     heads: &mut BTreeMap<Uuid, Head>,
-    batch: &[&Prepared],
-) -> Result<(Columns, Vec<Chained>), AuditError> {
+    batch: &[&'a Prepared],
+) -> Result<(Columns<'a>, Vec<Chained>), AuditError> {
     let now = Utc::now().trunc_subsecs(6);
     let mut cols = Columns::with_capacity(batch.len());
     let mut out = Vec::with_capacity(batch.len());
@@ -175,7 +180,7 @@ fn chain(
             });
         };
         let seq = head.seq + 1;
-        let hash = chain_hash_canonical(&head.hash, &p.tenant, seq, &p.canonical);
+        let hash = chain_hash_canonical(&head.hash, &p.tenant, seq, p.canonical.as_bytes());
         // Monotonic per tenant even if this process's clock is behind another's.
         let inserted_at = now.max(head.last);
         cols.tenant.push(p.tenant.into_uuid());
@@ -185,7 +190,7 @@ fn chain(
         cols.event_time.push(p.time);
         cols.prev.push(head.hash.as_bytes().to_vec());
         cols.hash.push(hash.as_bytes().to_vec());
-        cols.record.push(p.json.clone());
+        cols.record.push(&p.canonical);
         *head = Head {
             seq,
             hash,
@@ -198,7 +203,7 @@ fn chain(
 
 /// Columns of the batch, in UNNEST order.
 #[derive(Default)]
-struct Columns {
+struct Columns<'a> {
     tenant: Vec<Uuid>,
     seq: Vec<i64>,
     inserted_at: Vec<DateTime<Utc>>,
@@ -206,10 +211,10 @@ struct Columns {
     event_time: Vec<DateTime<Utc>>,
     prev: Vec<Vec<u8>>,
     hash: Vec<Vec<u8>>,
-    record: Vec<String>,
+    record: Vec<&'a str>,
 }
 
-impl Columns {
+impl Columns<'_> {
     fn with_capacity(n: usize) -> Self {
         Columns {
             tenant: Vec::with_capacity(n),
@@ -309,7 +314,7 @@ async fn append_or_lock(
 async fn ensure_months(
     pool: &PgPool,
     partitions: &mut PartitionCache,
-    cols: &Columns,
+    cols: &Columns<'_>,
 ) -> Result<(), AuditError> {
     let mut months: Vec<DateTime<Utc>> = cols.inserted_at.clone();
     months.dedup_by_key(|t| month_key(t));
@@ -340,7 +345,7 @@ async fn append_once(
     pool: &PgPool,
     before: &BTreeMap<Uuid, Head>,
     after: &BTreeMap<Uuid, Head>,
-    cols: &Columns,
+    cols: &Columns<'_>,
 ) -> Result<bool, AuditError> {
     let tenants: Vec<Uuid> = before.keys().copied().collect();
     let old_seqs: Vec<i64> = before.values().map(|h| h.seq as i64).collect();

@@ -156,7 +156,13 @@ impl AuditRecord {
     /// Validates the record and brings it to the form that survives a database round trip
     /// unchanged: time truncated to microseconds (what `timestamptz` keeps) and U+0000 replaced
     /// by U+FFFD in every string (PostgreSQL text and jsonb cannot hold NUL).
-    pub fn checked(mut self) -> Result<Self, AuditError> {
+    pub fn checked(self) -> Result<Self, AuditError> {
+        self.checked_value().map(|(r, _)| r)
+    }
+
+    /// [`AuditRecord::checked`], also returning the record's JSON value (the writer encodes
+    /// it without serialising the record a second time).
+    pub(crate) fn checked_value(mut self) -> Result<(Self, Value), AuditError> {
         let action_ok = !self.action.is_empty()
             && self.action.len() <= MAX_ACTION
             && self
@@ -189,9 +195,9 @@ impl AuditRecord {
         self.time = self.time.trunc_subsecs(6);
         let mut value = serde_json::to_value(&self).map_err(AuditError::json("audit record"))?;
         if strip_nul(&mut value) {
-            self = serde_json::from_value(value).map_err(AuditError::json("audit record"))?;
+            self = serde_json::from_value(value.clone()).map_err(AuditError::json("audit record"))?;
         }
-        Ok(self)
+        Ok((self, value))
     }
 
     /// The same record marked as the start of a stream (response not known yet).

@@ -165,16 +165,20 @@ impl Encoder {
         })
     }
 
+    /// An encoder for rows only (no document start), for one block of an export.
+    pub fn body(format: ExportFormat) -> Encoder {
+        let b = Vec::with_capacity(1 << 20);
+        match format {
+            ExportFormat::Jsonl => Encoder::Jsonl(b),
+            ExportFormat::Csv => Encoder::Csv(b),
+            ExportFormat::Xml => Encoder::Xml(b),
+        }
+    }
+
     /// Bytes encoded and not yet taken.
     pub fn pending(&mut self) -> &mut Vec<u8> {
         match self {
             Encoder::Jsonl(b) | Encoder::Csv(b) | Encoder::Xml(b) => b,
-        }
-    }
-
-    pub fn buffered(&self) -> usize {
-        match self {
-            Encoder::Jsonl(b) | Encoder::Csv(b) | Encoder::Xml(b) => b.len(),
         }
     }
 
@@ -243,6 +247,16 @@ impl Encoder {
     }
 }
 
+/// A JSON-lines export row as the verifier needs it.
+#[derive(Deserialize)]
+struct JsonlLine {
+    seq: u64,
+    record_id: String,
+    prev_hash: String,
+    hash: String,
+    record: Value,
+}
+
 fn bad(reason: impl Into<String>) -> AuditError {
     AuditError::BadExport {
         reason: reason.into(),
@@ -282,24 +296,19 @@ pub(crate) fn read_rows<R: Read>(
         ExportFormat::Jsonl => {
             for (i, line) in BufReader::new(input).lines().enumerate() {
                 let line = line.map_err(AuditError::io("reading the export"))?;
-                let v: Value = serde_json::from_str(&line)
-                    .map_err(|e| bad(format!("line {}: not JSON: {e}", i + 1)))?;
-                let s = |k: &str| {
-                    v.get(k)
-                        .map(|x| match x {
-                            Value::String(s) => s.clone(),
-                            o => o.to_string(),
-                        })
-                        .unwrap_or_default()
-                };
-                let record = v.get("record").map(|r| r.to_string()).unwrap_or_default();
-                each(parse_row(
-                    &s("seq"),
-                    &s("record_id"),
-                    &s("prev_hash"),
-                    &s("hash"),
-                    &record,
-                )?);
+                // One parse per line, straight into the row (the record stays a JSON tree).
+                let l: JsonlLine = serde_json::from_str(&line)
+                    .map_err(|e| bad(format!("line {}: not an export row: {e}", i + 1)))?;
+                let seq = l.seq;
+                each(ChainRow {
+                    seq,
+                    record_id: l.record_id.parse().ok(),
+                    prev_hash: ChainHash::parse_hex(&l.prev_hash)
+                        .ok_or_else(|| bad(format!("seq {seq}: prev_hash is not 64 hex digits")))?,
+                    hash: ChainHash::parse_hex(&l.hash)
+                        .ok_or_else(|| bad(format!("seq {seq}: hash is not 64 hex digits")))?,
+                    record: l.record,
+                });
             }
         }
         ExportFormat::Csv => {
@@ -387,4 +396,32 @@ fn read_xml<R: Read>(input: R, mut each: impl FnMut(ChainRow)) -> Result<(), Aud
         buf.clear();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_only_when_rfc_4180_needs_it_and_read_back_intact() {
+        let fields: [&[u8]; 5] = [
+            b"plain",
+            b"with,comma",
+            b"say \"hi\"",
+            b"two\r\nlines",
+            b"",
+        ];
+        let mut out = Vec::new();
+        csv_record(&mut out, fields);
+        assert_eq!(
+            out,
+            b"plain,\"with,comma\",\"say \"\"hi\"\"\",\"two\r\nlines\",\r\n".to_vec()
+        );
+        let mut rd = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(&out[..]);
+        let rec = rd.records().next().unwrap().unwrap();
+        let got: Vec<&[u8]> = rec.iter().map(str::as_bytes).collect();
+        assert_eq!(got, fields.to_vec());
+    }
 }

@@ -1,24 +1,22 @@
 //! Streamed export with a signed manifest, and its offline verification.
 
 mod format;
+mod parallel;
 
 use std::io::Read;
 use std::path::Path;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use enclave_domain::TenantId;
-use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::postgres::PgRow;
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 pub use self::format::ExportFormat;
-use self::format::{Encoder, ExportRow};
+use self::format::Encoder;
 use crate::AuditError;
 use crate::canonical::{ChainHash, canonical_json};
-use crate::db::tenant_tx;
 use crate::signing::{AuditPublicKey, AuditSigningKey};
 use crate::verify::{ChainVerifier, Finding, VerifyReport};
 
@@ -67,7 +65,9 @@ impl ExportManifest {
 }
 
 /// Streams `tenant`'s records stored in `from..to` (in chain order) to `out` in `format`, in
-/// constant memory, and returns the signed manifest. The range is on storage time, which keeps
+/// bounded memory (a few blocks of rows, whatever the row count), and returns the signed
+/// manifest. Blocks are read and encoded by several connections at once from one shared
+/// snapshot, and written in chain order. The range is on storage time, which keeps
 /// an export a contiguous piece of the chain.
 pub async fn export<W: AsyncWrite + Unpin + Send>(
     pool: &PgPool,
@@ -84,7 +84,6 @@ pub async fn export<W: AsyncWrite + Unpin + Send>(
             reason: "must be before `to`".into(),
         });
     }
-    let mut tx = tenant_tx(pool, tenant).await?;
     let mut sha = Sha256::new();
     let mut m = ExportManifest {
         version: 1,
@@ -104,80 +103,35 @@ pub async fn export<W: AsyncWrite + Unpin + Send>(
         signature: String::new(),
     };
     let mut enc = Encoder::begin(format, tenant)?;
-    let tenant_text = tenant.to_string();
-    {
-        // Only the columns the encoders print; the record as jsonb's own text, so no row is
-        // parsed into a JSON tree on the way out.
-        let mut rows = sqlx::query(
-            "SELECT seq, inserted_at, record_id, prev_hash, hash, record::text, record ->> 'time',
-                    actor_kind, actor_id, action, phase, model, status_code
-             FROM audit_events
-             WHERE tenant_id = $1 AND inserted_at >= $2 AND inserted_at < $3 ORDER BY seq, inserted_at",
-        )
-        .bind(tenant.as_uuid())
-        .bind(from)
-        .bind(to)
-        .fetch(&mut *tx);
-        while let Some(pg_row) = rows
-            .try_next()
-            .await
-            .map_err(AuditError::db("reading audit records for export"))?
-        {
-            let row = export_row(&pg_row, &tenant_text)
-                .map_err(AuditError::db("decoding audit records for export"))?;
-            let seq = row.seq as u64;
-            let prev = ChainHash::from_slice(row.prev_hash).unwrap_or_default();
-            let hash = ChainHash::from_slice(row.hash).unwrap_or_default();
+    drain(&mut enc, &mut sha, out).await?;
+    let mut blocks = parallel::Blocks::start(pool, tenant, from, to, format).await?;
+    while let Some(block) = blocks.next().await? {
+        if let Some((seq, prev, hash)) = block.first {
             if m.count == 0 {
                 m.first_seq = Some(seq);
                 m.first_prev_hash = Some(prev);
                 m.first_hash = Some(hash);
             }
-            m.count += 1;
+        }
+        if let Some((seq, hash)) = block.last {
             m.last_seq = Some(seq);
             m.last_hash = Some(hash);
-            enc.row(&row);
-            if enc.buffered() >= CHUNK {
-                drain(&mut enc, &mut sha, out).await?;
-            }
         }
+        m.count += block.count;
+        sha.update(&block.bytes);
+        out.write_all(&block.bytes)
+            .await
+            .map_err(AuditError::io("writing the export"))?;
     }
+    blocks.finish().await?;
     enc.end();
     drain(&mut enc, &mut sha, out).await?;
     out.flush()
         .await
         .map_err(AuditError::io("writing the export"))?;
-    tx.commit()
-        .await
-        .map_err(AuditError::db("finishing the export"))?;
     m.file_sha256 = hex::encode(sha.finalize());
     m.signature = hex::encode(key.sign(&m.signed_bytes()?));
     Ok(m)
-}
-
-/// Bytes an export encodes before handing them to the output (bounds its memory).
-const CHUNK: usize = 256 * 1024;
-
-fn export_row<'r>(r: &'r PgRow, tenant: &'r str) -> Result<ExportRow<'r>, sqlx::Error> {
-    let opt = |i: usize| -> Result<&'r str, sqlx::Error> {
-        Ok(r.try_get::<Option<&str>, _>(i)?.unwrap_or(""))
-    };
-    Ok(ExportRow {
-        tenant,
-        seq: r.try_get(0)?,
-        inserted_at: r.try_get(1)?,
-        record_id: r.try_get(2)?,
-        prev_hash: r.try_get(3)?,
-        hash: r.try_get(4)?,
-        record: r.try_get(5)?,
-        time: opt(6)?,
-        actor_kind: opt(7)?,
-        actor_id: opt(8)?,
-        action: opt(9)?,
-        phase: opt(10)?,
-        model: opt(11)?,
-        status_code: r.try_get(12)?,
-    })
 }
 
 /// Hands what the encoder holds to the output and the file hash.

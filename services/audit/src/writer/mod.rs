@@ -129,8 +129,8 @@ impl AuditWriter {
 
     /// Appends `record` to its tenant's chain; returns once it is durable.
     pub async fn append(&self, record: AuditRecord) -> Result<AuditReceipt, AuditError> {
-        let record = record.checked()?;
-        let prepared = Prepared::new(&record)?;
+        let (record, value) = record.checked_value()?;
+        let prepared = Prepared::from_value(&record, &value);
         let (ack, done) = oneshot::channel();
         self.tx
             .send(Cmd::Append(Box::new(Pending { record, prepared }), ack))

@@ -4,6 +4,7 @@
 
 mod chain;
 mod export;
+mod ops;
 mod query;
 mod spool;
 mod tamper;
