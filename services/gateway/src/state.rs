@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use enclave_auth::Authenticator;
 use enclave_model_core::engine::Engine;
 use enclave_store::Store;
 
@@ -31,6 +32,7 @@ struct Inner {
     settings: Settings,
     model: Option<ServedModel>,
     authenticator: Option<SharedAuthenticator>,
+    auth: Option<Authenticator>,
     store: Option<Store>,
     draining: AtomicBool,
 }
@@ -40,6 +42,7 @@ pub struct AppStateBuilder {
     settings: Settings,
     model: Option<ServedModel>,
     authenticator: Option<SharedAuthenticator>,
+    auth: Option<Authenticator>,
     store: Option<Store>,
 }
 
@@ -66,6 +69,17 @@ impl AppStateBuilder {
         self
     }
 
+    /// The platform's own authentication: checks bearer credentials (unless
+    /// [`Self::authenticator`] sets another checker) and serves login, refresh, logout, users and
+    /// API keys.
+    pub fn auth(mut self, auth: Authenticator) -> Self {
+        if self.authenticator.is_none() {
+            self.authenticator = Some(std::sync::Arc::new(auth.clone()));
+        }
+        self.auth = Some(auth);
+        self
+    }
+
     /// The database (connected as the application role).
     pub fn store(mut self, store: Store) -> Self {
         self.store = Some(store);
@@ -78,6 +92,7 @@ impl AppStateBuilder {
                 settings: self.settings,
                 model: self.model,
                 authenticator: self.authenticator,
+                auth: self.auth,
                 store: self.store,
                 draining: AtomicBool::new(false),
             }),
@@ -91,6 +106,7 @@ impl AppState {
             settings,
             model: None,
             authenticator: None,
+            auth: None,
             store: None,
         }
     }
@@ -101,6 +117,15 @@ impl AppState {
 
     pub fn authenticator(&self) -> Option<&SharedAuthenticator> {
         self.inner.authenticator.as_ref()
+    }
+
+    /// The platform's authentication service, or 503 when this server runs without one.
+    pub fn auth(&self) -> Result<&Authenticator, ApiError> {
+        self.inner.auth.as_ref().ok_or_else(|| ApiError::Unavailable {
+            code: "auth_unavailable",
+            message: "authentication is not configured on this server".to_owned(),
+            retry_after_secs: None,
+        })
     }
 
     /// The database, or 503 when this server runs without one.

@@ -16,7 +16,7 @@ use crate::api::error::ErrorResponse;
 pub const API_DESCRIPTION: &str = r#"Enclave's HTTP API: OpenAI-compatible inference under `/v1` plus the platform's tenant, user, key and limit management.
 
 ## Authentication
-`Authorization: Bearer <token>` where the token is either an access token from `POST /v1/auth/login` or an API key (`ek_...`). Another tenant's objects answer 404.
+`Authorization: Bearer <token>` where the token is either an access token from `POST /v1/auth/login` or an API key (`enc_...`, shown once when created). Another tenant's objects answer 404.
 
 ## JSON and XML
 Every endpoint reads `Content-Type: application/json` or `application/xml` (also `text/xml`) and answers in the format `Accept` prefers (JSON when `Accept` names neither). The XML mapping:
@@ -47,6 +47,16 @@ Every error has the body `{"error": {"code", "message", "field"?, "request_id"?}
         crate::routes::tenants::get_tenant,
         crate::routes::tenants::set_tenant_limits,
         crate::routes::tenants::my_limits,
+        crate::routes::tenants::update_tenant,
+        crate::routes::auth::login,
+        crate::routes::auth::refresh,
+        crate::routes::auth::logout,
+        crate::routes::users::create_user,
+        crate::routes::users::list_users,
+        crate::routes::users::delete_user,
+        crate::routes::api_keys::create_api_key,
+        crate::routes::api_keys::list_api_keys,
+        crate::routes::api_keys::revoke_api_key,
     ),
     components(schemas(ErrorResponse)),
     modifiers(&SecurityAndErrors),
@@ -54,6 +64,9 @@ Every error has the body `{"error": {"code", "message", "field"?, "request_id"?}
         (name = "operations", description = "Probes"),
         (name = "inference", description = "OpenAI-compatible generation"),
         (name = "tenants", description = "Tenants and their limits"),
+        (name = "auth", description = "Sessions: login, refresh, logout"),
+        (name = "users", description = "A tenant's users and their roles"),
+        (name = "api-keys", description = "A tenant's API keys"),
     ),
 )]
 pub struct ApiDoc;

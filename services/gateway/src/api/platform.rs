@@ -13,7 +13,8 @@ pub struct LoginRequest {
     #[schema(example = "admin@example.com")]
     pub email: String,
     pub password: String,
-    /// The tenant (slug) to act in; omit for a platform admin or a user of exactly one tenant.
+    /// The tenant to act in (slug or id); omit for a platform admin's platform-wide session or
+    /// for a user of exactly one tenant.
     #[serde(default)]
     pub tenant: Option<String>,
 }
@@ -21,6 +22,13 @@ pub struct LoginRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// Ends the session (the whole login) the refresh token belongs to.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogoutRequest {
     pub refresh_token: String,
 }
 
@@ -32,9 +40,16 @@ pub struct TokenResponse {
     pub token_type: String,
     /// Seconds until `access_token` expires.
     pub expires_in: u64,
-    /// Single-use: exchange at `/v1/auth/refresh` for a new pair.
+    /// Single-use: exchange at `/v1/auth/refresh` for a new pair. Presenting a used one again
+    /// ends the whole session.
     pub refresh_token: String,
+    /// Seconds until `refresh_token` expires.
     pub refresh_expires_in: u64,
+    pub user_id: Uuid,
+    /// The tenant the session acts in; absent for a platform admin's platform-wide session.
+    pub tenant_id: Option<Uuid>,
+    /// `platform_admin`, `tenant_admin`, `developer` or `auditor`.
+    pub role: String,
 }
 
 // ------------------------------------------------------------------ tenants and limits
@@ -72,6 +87,18 @@ pub struct Tenant {
     pub status: String,
     pub limits: Limits,
     pub created_at: DateTime<Utc>,
+}
+
+/// A change to a tenant; absent members stay as they are.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTenantRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `active` or `suspended`; a suspended tenant's keys and members' tokens are refused.
+    #[serde(default)]
+    #[schema(example = "suspended")]
+    pub status: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -128,8 +155,14 @@ pub struct CreateApiKeyRequest {
     /// `audit:read`, `admin`; default `["inference"]`.
     #[serde(default)]
     pub scopes: Option<Vec<String>>,
+    /// When the key stops working (RFC 3339, in the future); absent = never.
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
+    /// This key's own limits, on top of the tenant's.
+    #[serde(default)]
+    pub requests_per_minute: Option<u32>,
+    #[serde(default)]
+    pub tokens_per_minute: Option<u32>,
 }
 
 /// An API key as listed: never the secret, only its visible prefix.
@@ -140,17 +173,22 @@ pub struct ApiKey {
     /// The first characters of the key, to recognise it.
     pub prefix: String,
     pub scopes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_minute: Option<u32>,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-/// A new key: `secret` is shown this once and never again.
+/// A new key: `secret` is shown this once and never again (only its hash is stored).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CreatedApiKey {
+    /// The full key, `enc_<prefix>_<secret>`; send it as `Authorization: Bearer`.
     pub secret: String,
-    pub key: ApiKey,
+    pub api_key: ApiKey,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

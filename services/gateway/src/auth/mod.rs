@@ -16,6 +16,8 @@ use enclave_domain::{Actor, Principal, Role, Scope, TenantId};
 use crate::error::ApiError;
 use crate::state::AppState;
 
+mod enclave;
+
 /// Why a credential was refused: a stable code (`token_expired`, `invalid_token`,
 /// `key_revoked`, ...) and a message; always answered 401.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -25,11 +27,19 @@ pub struct AuthRejection {
     pub message: String,
 }
 
-/// Failure of an authenticator: the caller's fault (401) or the server's (500).
+/// Failure of an authenticator: a refused credential (401), a valid credential whose tenant may
+/// not act (403), too many attempts (429), or the server's fault (500).
 #[derive(Debug, thiserror::Error)]
 pub enum AuthFailure {
     #[error(transparent)]
     Rejected(#[from] AuthRejection),
+    #[error("{0}")]
+    Forbidden(AuthRejection),
+    #[error("{rejection}")]
+    Throttled {
+        rejection: AuthRejection,
+        retry_after_secs: u64,
+    },
     #[error("authentication backend failed")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -38,6 +48,15 @@ impl From<AuthFailure> for ApiError {
     fn from(f: AuthFailure) -> Self {
         match f {
             AuthFailure::Rejected(r) => ApiError::unauthorized(r.code, r.message),
+            AuthFailure::Forbidden(r) => ApiError::forbidden(r.code, r.message),
+            AuthFailure::Throttled {
+                rejection,
+                retry_after_secs,
+            } => ApiError::RateLimited {
+                code: rejection.code,
+                message: rejection.message,
+                retry_after_secs,
+            },
             AuthFailure::Backend(e) => ApiError::Internal(e),
         }
     }
@@ -80,6 +99,14 @@ impl Caller {
         } else {
             Err(ApiError::forbidden("platform_admin_required", "this action needs the platform_admin role"))
         }
+    }
+
+    /// 404 for another tenant's `tenant`, then 403 unless the caller is a platform admin: a
+    /// platform-only change of a tenant must not tell an outsider that the tenant exists.
+    pub fn require_platform_admin_for(&self, tenant: TenantId) -> Result<TenantId, ApiError> {
+        let tenant = self.tenant_for(tenant)?;
+        self.require_platform_admin()?;
+        Ok(tenant)
     }
 
     /// The tenant the caller may act on: its own; a platform admin may name any.

@@ -2,12 +2,15 @@
 
 use actix_web::web;
 
+pub mod api_keys;
+pub mod auth;
 pub mod chat;
 pub mod completions;
 pub mod docs;
 pub mod health;
 pub mod models;
 pub mod tenants;
+pub mod users;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     health::configure(cfg);
@@ -16,4 +19,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     chat::configure(cfg);
     completions::configure(cfg);
     tenants::configure(cfg);
+    auth::configure(cfg);
+    users::configure(cfg);
+    api_keys::configure(cfg);
 }

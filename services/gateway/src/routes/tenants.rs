@@ -3,12 +3,12 @@
 
 use actix_web::web;
 use enclave_domain::{TenantId, TenantSlug};
-use enclave_store::{NewTenant, Store, TenantLimits};
+use enclave_store::{NewTenant, Store, TenantLimits, TenantStatus};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use crate::api::platform::{CreateTenantRequest, Limits, LimitsStatus, Tenant, TenantList};
+use crate::api::platform::{CreateTenantRequest, Limits, LimitsStatus, Tenant, TenantList, UpdateTenantRequest};
 use crate::auth::{Caller, TenantContext};
 use crate::error::ApiError;
 use crate::negotiate::{Negotiated, Reply};
@@ -21,7 +21,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(create_tenant))
             .route(web::get().to(list_tenants)),
     )
-    .service(web::resource("/v1/tenants/{tenant_id}").route(web::get().to(get_tenant)))
+    .service(
+        web::resource("/v1/tenants/{tenant_id}")
+            .route(web::get().to(get_tenant))
+            .route(web::patch().to(update_tenant)),
+    )
     .service(web::resource("/v1/tenants/{tenant_id}/limits").route(web::put().to(set_tenant_limits)))
     .service(web::resource("/v1/limits").route(web::get().to(my_limits)));
 }
@@ -120,6 +124,39 @@ pub async fn get_tenant(
     Ok(Reply::ok(tenant_dto(store, t).await?))
 }
 
+fn tenant_status(text: &str) -> Result<TenantStatus, ApiError> {
+    match text {
+        "active" => Ok(TenantStatus::Active),
+        "suspended" => Ok(TenantStatus::Suspended),
+        _ => Err(ApiError::invalid_field("invalid_status", "status", "status must be `active` or `suspended`")),
+    }
+}
+
+/// Renames, suspends or resumes a tenant (platform admin). While suspended, its API keys and its
+/// members' tokens are refused (403 `tenant_suspended`); its data is kept.
+#[utoipa::path(patch, path = "/v1/tenants/{tenant_id}", tag = "tenants", request_body = UpdateTenantRequest,
+    params(("tenant_id" = Uuid, Path, description = "Tenant id")), security(("bearer" = [])),
+    responses((status = 200, description = "The updated tenant", body = Tenant)))]
+pub async fn update_tenant(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+    body: Negotiated<UpdateTenantRequest>,
+) -> Result<Reply<Tenant>, ApiError> {
+    let tenant = caller.require_platform_admin_for(TenantId::from(path.into_inner()))?;
+    let body = body.into_inner();
+    let status = body.status.as_deref().map(tenant_status).transpose()?;
+    let store = state.store()?;
+    let mut t = store.tenants().get(&tenant).await?;
+    if let Some(name) = &body.name {
+        t = store.tenants().rename(&tenant, name).await?;
+    }
+    if let Some(status) = status {
+        t = state.auth()?.set_tenant_status(&tenant, status).await?;
+    }
+    Ok(Reply::ok(tenant_dto(store, t).await?))
+}
+
 /// Replaces a tenant's limits (platform admin); absent values mean unlimited.
 #[utoipa::path(put, path = "/v1/tenants/{tenant_id}/limits", tag = "tenants", request_body = Limits,
     params(("tenant_id" = Uuid, Path, description = "Tenant id")), security(("bearer" = [])),
@@ -130,8 +167,7 @@ pub async fn set_tenant_limits(
     path: web::Path<Uuid>,
     body: Negotiated<Limits>,
 ) -> Result<Reply<Tenant>, ApiError> {
-    caller.require_platform_admin()?;
-    let tenant = TenantId::from(path.into_inner());
+    let tenant = caller.require_platform_admin_for(TenantId::from(path.into_inner()))?;
     let store = state.store()?;
     store.rate_limits().set_tenant_limits(&tenant, limits_model(body.into_inner())).await?;
     let t = store.tenants().get(&tenant).await?;

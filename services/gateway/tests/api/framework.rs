@@ -139,13 +139,14 @@ fn assert_no_external_urls(what: &str, text: &str) {
 #[tokio::test]
 async fn credentials_are_checked_before_anything_else() {
     let app = spawn_app().await;
+    let audit_only = format!("Bearer {}", app.audit_only_key());
     // (authorization header, expected status, expected code)
     let cases = [
         (None, StatusCode::UNAUTHORIZED, "missing_credentials"),
         (Some("Basic dXNlcjpwYXNz"), StatusCode::UNAUTHORIZED, "invalid_authorization_header"),
         (Some("Bearer"), StatusCode::UNAUTHORIZED, "invalid_authorization_header"),
         (Some("Bearer not-a-real-credential"), StatusCode::UNAUTHORIZED, "invalid_token"),
-        (Some(crate::support::AUDIT_ONLY_BEARER), StatusCode::FORBIDDEN, "insufficient_scope"),
+        (Some(audit_only.as_str()), StatusCode::FORBIDDEN, "insufficient_scope"),
     ];
     for (authorization, status, code) in cases {
         let mut req = app.http.get(app.url("/v1/models"));

@@ -329,7 +329,7 @@ async fn graceful_shutdown_drains_an_in_flight_stream() {
 #[tokio::test]
 async fn rate_limits_answer_429_with_retry_after_and_usage_is_counted() {
     let app = spawn_with_db_and_model().await;
-    let admin = app.platform_admin();
+    let admin = app.platform_admin().await;
     let res = app
         .http
         .post(app.url("/v1/tenants"))
@@ -341,7 +341,7 @@ async fn rate_limits_answer_429_with_retry_after_and_usage_is_counted() {
     assert_eq!(res.status(), StatusCode::CREATED);
     let tenant: Value = res.json().await.expect("json");
     let tenant = TenantId::parse(tenant["id"].as_str().expect("id")).expect("uuid");
-    let developer = app.member(tenant, Role::Developer);
+    let developer = app.member(tenant, Role::Developer).await;
 
     let body = json!({"model": "base", "prompt": "Hello", "max_tokens": 2, "temperature": 0});
     let mut statuses = Vec::new();

@@ -1,6 +1,8 @@
 //! The gateway's one integration binary: a real server on port 0 per test.
 
+mod auth_attacks;
 mod framework;
 mod inference;
+mod isolation;
 mod support;
 mod tenants;

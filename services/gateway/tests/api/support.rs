@@ -2,24 +2,31 @@
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
+use std::time::Duration;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-use enclave_domain::{ApiKeyId, Principal, Role, Scope, Scopes, TenantId, UserId};
-use enclave_store::TestDb;
-use enclave_gateway::auth::{AuthFailure, AuthFuture, AuthRejection, Authenticate};
+use enclave_auth::{AuthConfig, Authenticator, NewApiKeyRequest};
+use enclave_domain::{Email, Role, Scope, Scopes, TenantId, TenantSlug};
 use enclave_gateway::{AppState, RunningServer, Server, Settings};
 use enclave_model_core::engine::{Engine, EngineConfig};
+use enclave_store::{NewTenant, ThrottlePolicy, TestDb};
+
+/// Every test user's password.
+pub const PASSWORD: &str = "correct horse battery staple";
 
 pub struct TestApp {
     pub server: RunningServer,
     pub base: String,
     pub http: reqwest::Client,
-    pub tokens: Arc<StaticTokens>,
+    /// The real authenticator the server uses (same database).
+    pub auth: Authenticator,
     /// Kept alive for the server; tests inspect tables through it.
+    pub db: TestDb,
+    /// A tenant created at start-up, holding the keys of [`Self::inference_token`] and
+    /// [`Self::audit_only_key`].
     #[allow(dead_code)]
-    pub db: Option<TestDb>,
+    pub home_tenant: TenantId,
+    inference_key: String,
+    audit_key: String,
     engine: Option<Engine>,
 }
 
@@ -28,10 +35,12 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
+    #[allow(dead_code)]
     pub fn engine(&self) -> Engine {
         self.engine.clone().expect("spawned with a model")
     }
 
+    #[allow(dead_code)]
     pub fn model_id(&self) -> String {
         self.server
             .state()
@@ -42,60 +51,108 @@ impl TestApp {
 
     #[allow(dead_code)]
     pub fn db(&self) -> &TestDb {
-        self.db.as_ref().expect("spawned with a database")
+        &self.db
     }
 
-    /// A platform admin's bearer token.
-    pub fn platform_admin(&self) -> String {
-        self.tokens.issue(Principal::user(UserId::new(), None, Role::PlatformAdmin))
+    /// A new platform admin account's access token.
+    #[allow(dead_code)]
+    pub async fn platform_admin(&self) -> String {
+        let user = self
+            .auth
+            .create_user(&unique_email("root"), PASSWORD, true)
+            .await
+            .expect("platform admin");
+        self.auth
+            .issue_access_token(&user.id, None, Role::PlatformAdmin)
+            .await
+            .expect("token")
     }
 
-    /// A bearer token of a `role` member of `tenant`.
-    pub fn member(&self, tenant: TenantId, role: Role) -> String {
-        self.tokens.issue(Principal::user(UserId::new(), Some(tenant), role))
+    /// A new account with `role` in `tenant`: its access token.
+    #[allow(dead_code)]
+    pub async fn member(&self, tenant: TenantId, role: Role) -> String {
+        let user = self
+            .auth
+            .create_user(&unique_email("member"), PASSWORD, false)
+            .await
+            .expect("user");
+        self.auth
+            .store()
+            .memberships()
+            .upsert(&tenant, &user.id, role)
+            .await
+            .expect("membership");
+        self.auth
+            .issue_access_token(&user.id, Some(tenant), role)
+            .await
+            .expect("token")
     }
 
-    /// A bearer token allowed to call the inference routes.
+    /// A real API key (scope `inference`) of [`Self::home_tenant`].
+    #[allow(dead_code)]
     pub fn inference_token(&self) -> String {
-        INFERENCE_TOKEN.to_owned()
+        self.inference_key.clone()
+    }
+
+    /// A real API key holding only `audit:read`.
+    #[allow(dead_code)]
+    pub fn audit_only_key(&self) -> String {
+        self.audit_key.clone()
+    }
+
+    /// Creates a tenant directly in the store (bypassing the API).
+    #[allow(dead_code)]
+    pub async fn tenant(&self, slug: &str) -> TenantId {
+        self.auth
+            .store()
+            .tenants()
+            .create(NewTenant {
+                slug: TenantSlug::parse(slug).expect("slug"),
+                name: slug.to_owned(),
+            })
+            .await
+            .expect("tenant")
+            .id
+    }
+
+    /// A new API key of `tenant` with `scopes` (full key text).
+    #[allow(dead_code)]
+    pub async fn key(&self, tenant: TenantId, scopes: &[Scope]) -> String {
+        self.auth
+            .create_api_key(
+                &tenant,
+                NewApiKeyRequest {
+                    name: "test".to_owned(),
+                    scopes: Scopes::from_iter(scopes.iter().copied()),
+                    expires_at: None,
+                    created_by: None,
+                    requests_per_minute: None,
+                    tokens_per_minute: None,
+                },
+            )
+            .await
+            .expect("api key")
+            .key
     }
 }
 
-pub const INFERENCE_TOKEN: &str = "static-inference-key";
-pub const AUDIT_ONLY_TOKEN: &str = "static-audit-key";
-pub const AUDIT_ONLY_BEARER: &str = "Bearer static-audit-key";
-
-/// Stand-in credentials until the gateway is wired to `enclave-auth` (then these tests use real
-/// tokens and API keys created through the API).
-pub struct StaticTokens(Mutex<HashMap<String, Principal>>);
-
-impl StaticTokens {
-    /// A fresh bearer token for `principal`.
-    pub fn issue(&self, principal: Principal) -> String {
-        let token = format!("tok-{}", uuid::Uuid::new_v4().simple());
-        self.0.lock().expect("tokens").insert(token.clone(), principal);
-        token
-    }
+pub fn unique_email(what: &str) -> Email {
+    Email::parse(&format!("{what}-{}@example.test", uuid::Uuid::new_v4().simple())).expect("email")
 }
 
-impl Authenticate for StaticTokens {
-    fn authenticate<'a>(&'a self, bearer: &'a str) -> AuthFuture<'a> {
-        let found = self.0.lock().expect("tokens").get(bearer).cloned();
-        Box::pin(async move {
-            found.ok_or(AuthFailure::Rejected(AuthRejection {
-                code: "invalid_token",
-                message: "the credential is not valid".to_owned(),
-            }))
-        })
+/// What the tests' servers authenticate with: the defaults, except that nothing is cached (so a
+/// revocation made through another handle shows at once) and the throttle is quick to trip.
+pub fn auth_config() -> AuthConfig {
+    AuthConfig {
+        user_status_ttl: Duration::ZERO,
+        throttle: ThrottlePolicy {
+            free_attempts: 3,
+            base: Duration::from_secs(30),
+            max: Duration::from_secs(600),
+            reset_after: Duration::from_secs(3600),
+        },
+        ..AuthConfig::default()
     }
-}
-
-fn static_tokens() -> Arc<StaticTokens> {
-    let tenant = TenantId::new();
-    Arc::new(StaticTokens(Mutex::new(HashMap::from([
-        (INFERENCE_TOKEN.to_owned(), Principal::api_key(ApiKeyId::new(), tenant, Scopes::from_iter([Scope::Inference]))),
-        (AUDIT_ONLY_TOKEN.to_owned(), Principal::api_key(ApiKeyId::new(), tenant, Scopes::from_iter([Scope::AuditRead]))),
-    ]))))
 }
 
 fn init_logs() {
@@ -138,49 +195,59 @@ fn shared_engine() -> Engine {
 }
 
 /// A private engine, for tests that read its metrics.
+#[allow(dead_code)]
 pub async fn spawn_with_own_model() -> TestApp {
     let engine = tokio::task::spawn_blocking(load_engine).await.expect("engine loader");
-    spawn(test_settings(), Some(engine), None).await
+    spawn(test_settings(), Some(engine)).await
 }
 
+/// A server with a fresh database and the real authenticator, no model.
+#[allow(dead_code)]
 pub async fn spawn_app() -> TestApp {
-    spawn(test_settings(), None, None).await
+    spawn(test_settings(), None).await
 }
 
-/// A server with a fresh database of its own.
+/// Same as [`spawn_app`] (every test server has a database of its own).
+#[allow(dead_code)]
 pub async fn spawn_with_db() -> TestApp {
-    spawn(test_settings(), None, Some(TestDb::fresh().await)).await
+    spawn(test_settings(), None).await
 }
 
 /// A server with a fresh database and the shared demo model.
+#[allow(dead_code)]
 pub async fn spawn_with_db_and_model() -> TestApp {
-    let engine = tokio::task::spawn_blocking(shared_engine).await.expect("engine loader");
-    spawn(test_settings(), Some(engine), Some(TestDb::fresh().await)).await
+    spawn_with_model().await
 }
 
+#[allow(dead_code)]
 pub async fn spawn_with_model() -> TestApp {
     let engine = tokio::task::spawn_blocking(shared_engine).await.expect("engine loader");
-    spawn(test_settings(), Some(engine), None).await
+    spawn(test_settings(), Some(engine)).await
 }
 
-async fn spawn(settings: Settings, engine: Option<Engine>, db: Option<TestDb>) -> TestApp {
+async fn spawn(settings: Settings, engine: Option<Engine>) -> TestApp {
     init_logs();
-    let tokens = static_tokens();
-    let mut builder = AppState::builder(settings).authenticator(tokens.clone());
-    if let Some(db) = &db {
-        builder = builder.store(db.store().clone());
-    }
+    let db = TestDb::fresh().await;
+    let auth = Authenticator::new(db.store().clone(), auth_config()).await.expect("authenticator");
+    let mut builder = AppState::builder(settings).auth(auth.clone()).store(db.store().clone());
     if let Some(engine) = engine.clone() {
         builder = builder.engine(engine);
     }
     let server = Server::start(builder.build()).expect("server starts");
     let base = format!("http://{}", server.addr);
-    TestApp {
+    let mut app = TestApp {
         server,
         base,
         http: reqwest::Client::new(),
-        tokens,
+        auth,
         db,
+        home_tenant: TenantId::new(),
+        inference_key: String::new(),
+        audit_key: String::new(),
         engine,
-    }
+    };
+    app.home_tenant = app.tenant("home").await;
+    app.inference_key = app.key(app.home_tenant, &[Scope::Inference]).await;
+    app.audit_key = app.key(app.home_tenant, &[Scope::AuditRead]).await;
+    app
 }

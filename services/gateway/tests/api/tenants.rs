@@ -26,7 +26,7 @@ fn tenant_id(tenant: &Value) -> TenantId {
 #[tokio::test]
 async fn platform_admin_manages_tenants_in_json_and_xml() {
     let app = spawn_with_db().await;
-    let admin = app.platform_admin();
+    let admin = app.platform_admin().await;
 
     let acme = create_tenant(&app, &admin, "acme").await;
     assert_eq!(acme["slug"], "acme");
@@ -60,7 +60,7 @@ async fn platform_admin_manages_tenants_in_json_and_xml() {
         .await
         .expect("json");
     let slugs: Vec<&str> = list["data"].as_array().expect("data").iter().filter_map(|t| t["slug"].as_str()).collect();
-    assert_eq!(slugs, ["acme", "globex"]);
+    assert_eq!(slugs, ["home", "acme", "globex"], "the harness's own tenant first, then creation order");
 
     let res = app
         .http
@@ -78,7 +78,7 @@ async fn platform_admin_manages_tenants_in_json_and_xml() {
 #[tokio::test]
 async fn tenant_errors_are_typed() {
     let app = spawn_with_db().await;
-    let admin = app.platform_admin();
+    let admin = app.platform_admin().await;
     create_tenant(&app, &admin, "acme").await;
     // (method, path, body, expected status, code, field)
     let cases = [
@@ -109,10 +109,10 @@ async fn tenant_errors_are_typed() {
 #[tokio::test]
 async fn members_see_only_their_own_tenant() {
     let app = spawn_with_db().await;
-    let admin = app.platform_admin();
+    let admin = app.platform_admin().await;
     let a = create_tenant(&app, &admin, "tenant-a").await;
     let b = create_tenant(&app, &admin, "tenant-b").await;
-    let a_admin = app.member(tenant_id(&a), Role::TenantAdmin);
+    let a_admin = app.member(tenant_id(&a), Role::TenantAdmin).await;
 
     let own = app.http.get(app.url(&format!("/v1/tenants/{}", a["id"].as_str().expect("id")))).bearer_auth(&a_admin).send().await.expect("request");
     assert_eq!(own.status(), StatusCode::OK);
@@ -129,7 +129,16 @@ async fn members_see_only_their_own_tenant() {
         .send()
         .await
         .expect("request");
-    assert_eq!(res.status(), StatusCode::FORBIDDEN, "limits are the platform's to set");
+    assert_eq!(res.status(), StatusCode::NOT_FOUND, "another tenant's limits: as if absent");
+    let own_limits = app
+        .http
+        .put(app.url(&format!("/v1/tenants/{}/limits", a["id"].as_str().expect("id"))))
+        .bearer_auth(&a_admin)
+        .json(&json!({"requests_per_minute": 1000000}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(own_limits.status(), StatusCode::FORBIDDEN, "limits are the platform's to set");
     let b_now: Value = app.http.get(app.url(&b_path)).bearer_auth(&admin).send().await.expect("request").json().await.expect("json");
     assert_eq!(b_now["limits"], b["limits"], "tenant B unchanged");
 
