@@ -4,6 +4,7 @@
 //! binary runs on any x86-64 (and builds on aarch64). `ENCLAVE_KERNELS=reference|avx2` forces
 //! a level.
 
+mod attn;
 mod blocks;
 mod dispatch;
 mod error;
@@ -15,6 +16,10 @@ mod quantize;
 #[cfg(target_arch = "x86_64")]
 mod quantize_avx2;
 
+pub use attn::{
+    F16DotOrder, attn_scores, attn_scores_at, attn_softmax_f16, attn_softmax_f16_at, attn_weighted_sum,
+    attn_weighted_sum_at,
+};
 pub use blocks::{
     BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1, QK, WeightFormat,
 };
@@ -35,4 +40,5 @@ pub use quantize::{quantize_row_q8_0, quantize_row_q8_1};
 pub mod reference {
     pub use crate::matmul::reference::{dequantize_ggml, matmul_ggml};
     pub use crate::ops::reference::*;
+    pub use crate::attn::reference::{dot as attn_dot, reduce32};
 }

@@ -3,7 +3,7 @@
 //! since they run per (token, key) and their callers slice both sides from the same head_dim.
 
 #[cfg(target_arch = "x86_64")]
-mod avx2;
+pub(crate) mod avx2;
 pub mod reference;
 
 use half::f16;

@@ -13,11 +13,59 @@ pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
-/// `gate = silu(gate) * up` with silu(x) = x / (1 + e^-x).
+/// llama.cpp's `ggml_v_expf` (AVX2/FMA build) for one lane: ARM's optimized-routines expf
+/// (range reduction by a shifted round, degree-5 polynomial, max error ~1.5 ulp), operation by
+/// operation with the same fused multiply-adds, so it is bit-identical to the 8-lane version.
+/// -inf gives 0, large inputs overflow to inf as llama.cpp does.
+pub fn expf_ggml(x: f32) -> f32 {
+    let f = f32::from_bits;
+    let r = f(0x4b40_0000); // 0x1.8p23
+    let z = x.mul_add(f(0x3fb8_aa3b), r); // log2(e)
+    let n = z - r;
+    // fnmadd(a, b, c) = c - a*b with one rounding.
+    let b = (-n).mul_add(f(0x35bf_be8e), (-n).mul_add(f(0x3f31_7200), x));
+    let e = z.to_bits() << 23;
+    let k = f(e.wrapping_add(1f32.to_bits()));
+    let u = b * b;
+    let j = f(0x3c07_2010)
+        .mul_add(b, f(0x3d2b_9f17))
+        .mul_add(u, f(0x3e2a_af33).mul_add(b, f(0x3eff_fedb)))
+        .mul_add(u, f(0x3f7f_fff6) * b);
+    if n.abs() <= 126.0 || n.is_nan() {
+        return j.mul_add(k, k);
+    }
+    let g: u32 = if n <= 0.0 { 0x8200_0000 } else { 0 };
+    let s1 = f(g.wrapping_add(0x7f00_0000));
+    let s2 = f(e.wrapping_sub(g));
+    if n.abs() > 192.0 {
+        s1 * s1
+    } else {
+        s2.mul_add(j, s2) * s1
+    }
+}
+
+/// Lanes handled by llama.cpp's 8-wide AVX2 loops; the rest go through libm like its scalar tail.
+pub(crate) fn simd_prefix(n: usize) -> usize {
+    n - n % 8
+}
+
+/// llama.cpp's `ggml_vec_swiglu_f32`: `gate = gate / (1 + e^(0 - gate)) * up` with
+/// [`expf_ggml`] over whole runs of 8, then `x / (1 + expf(-x)) * g` (libm) for the tail.
 pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
-    for (g, &u) in gate.iter_mut().zip(up) {
+    let n = gate.len().min(up.len());
+    let m = simd_prefix(n);
+    for (g, &u) in gate[..m].iter_mut().zip(&up[..m]) {
+        *g = *g / (1.0 + expf_ggml(0.0 - *g)) * u;
+    }
+    for (g, &u) in gate[m..n].iter_mut().zip(&up[m..n]) {
         *g = *g / (1.0 + (-*g).exp()) * u;
     }
+}
+
+/// The horizontal sum of llama.cpp's AVX2 8-lane reductions (`hsum` in llamafile's sgemm, the
+/// softmax and `hsum_float_8`): (hi + lo), then pairs two apart, then neighbours.
+pub fn hsum8(l: &[f32; 8]) -> f32 {
+    ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]))
 }
 
 /// `a += b`.
@@ -27,18 +75,29 @@ pub fn add_inplace(a: &mut [f32], b: &[f32]) {
     }
 }
 
-/// Numerically stable softmax: e^(x - max) / Σ.
+/// llama.cpp's `ggml_compute_forward_soft_max_f32` on one row (no scale, no mask): max, then
+/// [`expf_ggml`] over runs of 8 whose sums ([`hsum8`]) accumulate in f64, libm `expf` for the
+/// tail, and every value scaled by `(1 / sum) as f32`. An all -inf row is left unchanged.
 pub fn softmax_inplace(x: &mut [f32]) {
     let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     if max == f32::NEG_INFINITY {
         return;
     }
-    let mut sum = 0f32;
-    for v in x.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
+    let m = simd_prefix(x.len());
+    let mut sum = 0f64;
+    for chunk in x[..m].chunks_exact_mut(8) {
+        let mut l = [0f32; 8];
+        for (o, v) in l.iter_mut().zip(chunk.iter_mut()) {
+            *v = expf_ggml(*v - max);
+            *o = *v;
+        }
+        sum += f64::from(hsum8(&l));
     }
-    let inv = 1.0 / sum;
+    for v in &mut x[m..] {
+        *v = (*v - max).exp();
+        sum += f64::from(*v);
+    }
+    let inv = (1.0 / sum) as f32;
     for v in x.iter_mut() {
         *v *= inv;
     }

@@ -17,5 +17,5 @@ pub use api_key::{API_KEY_PREFIX, ApiKeySecret, CreatedApiKey, NewApiKeyRequest,
 pub use authenticator::{AuthConfig, Authenticator, LoginRequest, TokenPair};
 pub use error::AuthError;
 pub use jwt::{AccessClaims, KeyRing};
-pub use password::{PasswordHasher, PasswordPolicy};
+pub use password::{PasswordHasher, PasswordPolicy, generate_password};
 pub use secret::sha256;

@@ -87,6 +87,12 @@ fn hash_raw(password: &[u8]) -> Result<String, AuthError> {
         .map_err(|e| AuthError::Crypto(format!("argon2: {e}")))
 }
 
+/// A random password for bootstrap accounts (43 base64url characters, 256 bits), to be shown
+/// to the operator once and changed by them.
+pub fn generate_password() -> String {
+    crate::secret::random_token()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -25,6 +25,8 @@ pub enum Command {
     Migrate(commands::migrate::MigrateArgs),
     /// Generate text from a prompt and stream it to stdout.
     Generate(commands::generate::GenerateArgs),
+    /// Bootstrap: create the first platform admin and tenants, rotate the signing key.
+    Admin(commands::admin::AdminArgs),
     /// Measure performance; prints JSON lines.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -70,6 +72,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => commands::serve::run(args),
         Command::Migrate(args) => commands::migrate::run(args),
+        Command::Admin(args) => commands::admin::run(args),
         Command::Generate(args) => commands::generate::run(args),
         Command::Bench(BenchCommand::Engine(args)) => commands::bench::engine::run(args),
         Command::Bench(BenchCommand::Policy) => {

@@ -124,7 +124,12 @@ pub struct ModelSettings {
 pub struct AuthSettings {
     pub access_token_ttl_secs: u64,
     pub refresh_token_ttl_secs: u64,
-    /// Directory of the JWT signing keys (created on first start).
+    /// `iss` of the access tokens this platform signs (and requires).
+    pub issuer: String,
+    /// `aud` of the access tokens this platform signs (and requires).
+    pub audience: String,
+    /// Reserved. The JWT signing keys live in the database (created on first start, rotated
+    /// with `enclave admin`), so every gateway replica shares them; nothing is read from here.
     pub key_dir: Option<PathBuf>,
 }
 
@@ -133,7 +138,22 @@ impl Default for AuthSettings {
         AuthSettings {
             access_token_ttl_secs: 15 * 60,
             refresh_token_ttl_secs: 30 * 24 * 3600,
+            issuer: "enclave".to_owned(),
+            audience: "enclave-api".to_owned(),
             key_dir: None,
+        }
+    }
+}
+
+impl AuthSettings {
+    /// The authenticator's configuration; throttling and password rules keep their defaults.
+    pub fn to_auth_config(&self) -> enclave_auth::AuthConfig {
+        enclave_auth::AuthConfig {
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+            access_ttl: std::time::Duration::from_secs(self.access_token_ttl_secs),
+            refresh_ttl: std::time::Duration::from_secs(self.refresh_token_ttl_secs),
+            ..enclave_auth::AuthConfig::default()
         }
     }
 }
@@ -208,6 +228,9 @@ impl Settings {
         }
         if a.refresh_token_ttl_secs < a.access_token_ttl_secs {
             return Err(invalid("auth.refresh_token_ttl_secs", "must not be shorter than the access token TTL"));
+        }
+        if a.issuer.trim().is_empty() || a.audience.trim().is_empty() {
+            return Err(invalid("auth.issuer", "issuer and audience must not be empty"));
         }
         if self.model.served_name.as_deref().is_some_and(|n| n.trim().is_empty()) {
             return Err(invalid("model.served_name", "must not be empty"));

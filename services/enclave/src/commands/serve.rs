@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
+use enclave_auth::Authenticator;
 use enclave_gateway::{AppState, Server, Settings};
 use enclave_model_core::engine::Engine;
 use enclave_store::{DbUrls, EmbeddedOptions, EmbeddedPostgres, Store};
@@ -76,7 +77,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let url = args.database_url.clone().or_else(|| settings.database.url.as_ref().map(|s| s.expose().to_owned()));
         let mut db = open_database(&settings, url.as_deref()).await?;
-        let state = AppState::builder(settings).engine(engine.clone()).store(db.store.clone()).build();
+        // The signing-key ring lives in the database: created on the first start, reused after.
+        let auth = Authenticator::new(db.store.clone(), settings.auth.to_auth_config())
+            .await
+            .context("loading the JWT signing keys")?;
+        let state = AppState::builder(settings).engine(engine.clone()).store(db.store.clone()).auth(auth).build();
         let server = Server::start(state)?;
         println!("enclave listening on http://{}", server.addr);
         server.run_until_signal().await?;
