@@ -34,6 +34,9 @@ pub struct WriterConfig {
     pub retry_interval: Duration,
     /// Appends that may wait for the actor before `append` itself waits (back-pressure).
     pub queue: usize,
+    /// How long a batch may wait for the callers of the previous batch to come back (bounds
+    /// what group commit adds to one append).
+    pub batch_wait: Duration,
     /// How long one database attempt may take before the batch goes to the spool instead
     /// (bounds what an outage adds to a request). A commit that did land in the meantime is
     /// recognised by record id at replay and not stored twice.
@@ -48,6 +51,7 @@ impl WriterConfig {
             retry_interval: Duration::from_secs(1),
             queue: 8192,
             db_timeout: Duration::from_secs(2),
+            batch_wait: Duration::from_millis(1),
         }
     }
 }
@@ -113,6 +117,7 @@ impl AuditWriter {
             spool: Arc::new(Mutex::new(spool)),
             partitions: PartitionCache::default(),
             heads: HeadCache::default(),
+            last_batch: 1,
             config: config.clone(),
             last_attempt: None,
         };
@@ -175,6 +180,8 @@ struct Actor {
     spool: Arc<Mutex<Spool>>,
     partitions: PartitionCache,
     heads: HeadCache,
+    /// Size of the previous batch (how many callers are likely to come back).
+    last_batch: usize,
     config: WriterConfig,
     /// When a spooling writer last tried the database (it retries once per retry_interval,
     /// not per batch, so an outage costs requests one fsync, not one connect timeout).
@@ -198,13 +205,8 @@ impl Actor {
                 }
             };
             let Some(first) = first else { break };
-            let mut cmds = vec![first];
-            while cmds.len() < self.config.max_batch {
-                match rx.try_recv() {
-                    Ok(c) => cmds.push(c),
-                    Err(_) => break,
-                }
-            }
+            let cmds = self.gather(first, &mut rx).await;
+            self.last_batch = cmds.len();
             let mut appends = Vec::with_capacity(cmds.len());
             let mut controls = Vec::new();
             for c in cmds {
@@ -234,6 +236,29 @@ impl Actor {
                 }
             }
         }
+    }
+
+    /// The batch that starts with `first`: everything already queued, and then, while it is
+    /// smaller than the previous batch, what arrives within `batch_wait`. The callers of the
+    /// previous batch come back a moment after their acks; committing without them would
+    /// split one group into a small commit and a large one waiting a whole flush behind it.
+    /// A lone caller (previous batch of 1) never waits.
+    async fn gather(&self, first: Cmd, rx: &mut mpsc::Receiver<Cmd>) -> Vec<Cmd> {
+        let max = self.config.max_batch.max(1);
+        let target = self.last_batch.clamp(1, max);
+        let deadline = tokio::time::Instant::now() + self.config.batch_wait;
+        let mut cmds = vec![first];
+        while cmds.len() < max {
+            match rx.try_recv() {
+                Ok(c) => cmds.push(c),
+                Err(_) if cmds.len() >= target => break,
+                Err(_) => match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(c)) => cmds.push(c),
+                    Ok(None) | Err(_) => break,
+                },
+            }
+        }
+        cmds
     }
 
     fn spool_is_empty(&self) -> bool {
