@@ -226,7 +226,23 @@ impl PolicyDocument {
     }
 
     pub fn parse_toml_with_limits(text: &str, limits: &Limits) -> Result<Self, PolicyError> {
-        raw::parse(text, None, limits)
+        raw::parse(text, raw::WordSource::None, limits)
+    }
+
+    /// Parses the same schema written as JSON (what the API accepts besides TOML). `word_files`
+    /// are rejected.
+    pub fn parse_json_with_limits(text: &str, limits: &Limits) -> Result<Self, PolicyError> {
+        raw::parse_json(text, limits)
+    }
+
+    /// Parses a document whose `word_files` are compiled into the binary, given as
+    /// (relative path, contents) pairs: how the gateway ships the platform baseline.
+    pub fn parse_toml_with_files(
+        text: &str,
+        files: &[(&str, &str)],
+        limits: &Limits,
+    ) -> Result<Self, PolicyError> {
+        raw::parse(text, raw::WordSource::Embedded(files), limits)
     }
 
     /// Reads a policy file; `word_files` are resolved relative to its directory.
@@ -236,7 +252,7 @@ impl PolicyDocument {
             source,
         })?;
         let dir = path.parent().unwrap_or_else(|| Path::new("."));
-        raw::parse(&text, Some(dir), limits)
+        raw::parse(&text, raw::WordSource::Dir(dir), limits)
     }
 
     /// Merges a platform baseline with a tenant layer. Category names must be unique across the

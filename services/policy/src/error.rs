@@ -9,6 +9,8 @@ use std::path::PathBuf;
 pub enum PolicyError {
     #[error("policy document is not valid TOML or has an unknown/mistyped field: {0}")]
     Document(#[source] Box<toml::de::Error>),
+    #[error("policy document is not valid JSON or has an unknown/mistyped field: {0}")]
+    JsonDocument(#[source] Box<serde_json::Error>),
     #[error("unsupported policy schema version {found} (this build understands version 1)")]
     UnsupportedVersion { found: u32 },
     #[error("category name {name:?} is invalid: use 1-64 characters from a-z, 0-9, '_' and '-'")]
@@ -135,7 +137,7 @@ impl PolicyError {
     pub fn code(&self) -> &'static str {
         use PolicyError::*;
         match self {
-            Document(_) => "invalid_document",
+            Document(_) | JsonDocument(_) => "invalid_document",
             UnsupportedVersion { .. } => "unsupported_version",
             InvalidCategoryName { .. } => "invalid_category_name",
             UnknownAction { .. } => "unknown_action",

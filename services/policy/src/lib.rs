@@ -25,7 +25,7 @@
 pub mod bench;
 pub mod detect;
 mod document;
-mod engine;
+pub(crate) mod engine;
 mod error;
 mod limits;
 mod matcher;

@@ -7,7 +7,9 @@
 
 use std::sync::Arc;
 
-use regex_syntax::hir::{Capture, Hir, HirKind, Look, Repetition};
+use regex_syntax::hir::{
+    Capture, Class, ClassUnicode, ClassUnicodeRange, Hir, HirKind, Look, Repetition,
+};
 
 use crate::error::PolicyError;
 use crate::limits::Limits;
@@ -174,8 +176,63 @@ fn ascii_words(hir: Hir) -> Hir {
         HirKind::Alternation(xs) => Hir::alternation(xs.into_iter().map(ascii_words).collect()),
         HirKind::Empty => Hir::empty(),
         HirKind::Literal(l) => Hir::literal(l.0),
-        HirKind::Class(c) => Hir::class(c),
+        HirKind::Class(c) => Hir::class(fold_class(c)),
     }
+}
+
+/// Classes with more characters than this are left as they are (folding is per character).
+const FOLD_CLASS_MAX: u32 = 64;
+
+/// Rewrites a class for normalised text. `\d` becomes `[0-9]`: normalisation already turns
+/// full-width and other compatibility digits into ASCII, and the Unicode class makes automata
+/// large and slow on CJK text. A small class keeps only the normal forms of its characters:
+/// case-insensitive translation turns `k` into `[Kk\u{212A}]`, which normalised text only ever
+/// contains as `k`; folding it back to the literal `k` lets the regex engine find literal
+/// prefixes and skip text with a prefilter.
+fn fold_class(class: Class) -> Class {
+    let Class::Unicode(u) = &class else {
+        return class;
+    };
+    if u == unicode_digits() {
+        return Class::Unicode(ClassUnicode::new([ClassUnicodeRange::new('0', '9')]));
+    }
+    let size: u32 = u
+        .ranges()
+        .iter()
+        .map(|r| u32::from(r.end()) - u32::from(r.start()) + 1)
+        .sum();
+    if size > FOLD_CLASS_MAX {
+        return class;
+    }
+    let mut folded = Vec::new();
+    for c in u.ranges().iter().flat_map(|r| r.start()..=r.end()) {
+        let mut buf = [0u8; 4];
+        let n = crate::normalize::normalize(c.encode_utf8(&mut buf));
+        let mut chars = n.chars();
+        if let (Some(x), None) = (chars.next(), chars.next()) {
+            folded.push(ClassUnicodeRange::new(x, x));
+        }
+    }
+    if folded.is_empty() {
+        return class;
+    }
+    Class::Unicode(ClassUnicode::new(folded))
+}
+
+/// The Unicode class `\d` translates to.
+fn unicode_digits() -> &'static ClassUnicode {
+    static DIGITS: std::sync::OnceLock<ClassUnicode> = std::sync::OnceLock::new();
+    DIGITS.get_or_init(|| {
+        let hir = regex_syntax::ParserBuilder::new()
+            .unicode(true)
+            .build()
+            .parse(r"\d");
+        match hir.as_ref().map(Hir::kind) {
+            Ok(HirKind::Class(Class::Unicode(u))) => u.clone(),
+            // Only reached if regex-syntax stops translating `\d` to a class: fold nothing then.
+            _ => ClassUnicode::empty(),
+        }
+    })
 }
 
 #[cfg(test)]
@@ -198,6 +255,29 @@ mod tests {
         assert!(matches!(problem("(a*b*)*c"), Problem::Catastrophic(_)));
         assert!(matches!(problem("a*"), Problem::Empty));
         assert!(matches!(problem(r"\w{1000}\w{1000}"), Problem::TooLarge));
+    }
+
+    #[test]
+    fn folds_classes_to_normalised_text() {
+        let literal = |p: &str| match compile_hir(p, &Limits::default()).map(|h| h.into_kind()) {
+            Ok(HirKind::Literal(l)) => String::from_utf8(l.0.into_vec()).ok(),
+            _ => None,
+        };
+        assert_eq!(
+            literal("Order"),
+            Some("order".into()),
+            "case variants fold to lowercase"
+        );
+        assert_eq!(
+            literal("ＡＢ"),
+            Some("ab".into()),
+            "full-width folds like the text"
+        );
+        let digits = compile_hir(r"\d", &Limits::default()).map(|h| h.into_kind());
+        let Ok(HirKind::Class(Class::Unicode(u))) = digits else {
+            panic!("\\d is not a class: {digits:?}");
+        };
+        assert_eq!(u.ranges(), [ClassUnicodeRange::new('0', '9')]);
     }
 
     #[test]

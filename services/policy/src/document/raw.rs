@@ -68,12 +68,38 @@ struct RawDetector {
     categories: Vec<String>,
 }
 
+/// Where a document's `word_files` are read from.
+#[derive(Clone, Copy)]
+pub(super) enum WordSource<'a> {
+    /// None: a document naming word files is rejected.
+    None,
+    /// Files relative to the policy file's directory.
+    Dir(&'a Path),
+    /// Files compiled into the binary: (relative path, contents).
+    Embedded(&'a [(&'a str, &'a str)]),
+}
+
 pub(super) fn parse(
     text: &str,
-    dir: Option<&Path>,
+    dir: WordSource<'_>,
     limits: &Limits,
 ) -> Result<PolicyDocument, PolicyError> {
     let raw: RawDocument = toml::from_str(text)?;
+    convert(raw, dir, limits)
+}
+
+/// The same schema as JSON (the API accepts both); word files are not available there.
+pub(super) fn parse_json(text: &str, limits: &Limits) -> Result<PolicyDocument, PolicyError> {
+    let raw: RawDocument =
+        serde_json::from_str(text).map_err(|e| PolicyError::JsonDocument(Box::new(e)))?;
+    convert(raw, WordSource::None, limits)
+}
+
+fn convert(
+    raw: RawDocument,
+    dir: WordSource<'_>,
+    limits: &Limits,
+) -> Result<PolicyDocument, PolicyError> {
     if let Some(v) = raw.version.filter(|&v| v != 1) {
         return Err(PolicyError::UnsupportedVersion { found: v });
     }
@@ -240,7 +266,7 @@ fn parse_mask(
 
 fn parse_category(
     rc: RawCategory,
-    dir: Option<&Path>,
+    dir: WordSource<'_>,
     limits: &Limits,
     budget: &mut Budget,
     has_detector: bool,
@@ -313,17 +339,11 @@ fn parse_category(
 fn read_word_file(
     cat: &str,
     file: &str,
-    dir: Option<&Path>,
+    dir: WordSource<'_>,
     limits: &Limits,
     budget: &mut Budget,
     words: &mut Vec<Box<str>>,
 ) -> Result<(), PolicyError> {
-    let Some(dir) = dir else {
-        return Err(PolicyError::WordFileUnresolved {
-            category: cat.to_owned(),
-            path: file.to_owned(),
-        });
-    };
     let rel = Path::new(file);
     if !rel.components().all(|c| matches!(c, Component::Normal(_))) {
         return Err(PolicyError::WordFilePath {
@@ -331,6 +351,25 @@ fn read_word_file(
             path: file.to_owned(),
         });
     }
+    let dir = match dir {
+        WordSource::Dir(dir) => dir,
+        WordSource::Embedded(files) => {
+            let Some((_, text)) = files.iter().find(|(name, _)| *name == file) else {
+                return Err(PolicyError::WordFileUnresolved {
+                    category: cat.to_owned(),
+                    path: file.to_owned(),
+                });
+            };
+            budget.add_words(0, text.len() as u64, limits)?;
+            return push_lines(text, words, budget, limits);
+        }
+        WordSource::None => {
+            return Err(PolicyError::WordFileUnresolved {
+                category: cat.to_owned(),
+                path: file.to_owned(),
+            });
+        }
+    };
     let path = dir.join(rel);
     let read_err = |source| PolicyError::WordFileRead {
         category: cat.to_owned(),
@@ -341,6 +380,16 @@ fn read_word_file(
     // Check the size before reading so an oversized file is never loaded whole.
     budget.add_words(0, len, limits)?;
     let text = std::fs::read_to_string(&path).map_err(read_err)?;
+    push_lines(&text, words, budget, limits)
+}
+
+/// One word or phrase per line; blank lines and `#` comments are skipped.
+fn push_lines(
+    text: &str,
+    words: &mut Vec<Box<str>>,
+    budget: &mut Budget,
+    limits: &Limits,
+) -> Result<(), PolicyError> {
     let before = words.len();
     words.extend(
         text.lines()

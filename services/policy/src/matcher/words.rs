@@ -27,7 +27,7 @@ pub(crate) struct WordMatcher {
     ac: AhoCorasick,
     /// Per automaton pattern: owning category and the normalised word.
     owners: Vec<(u16, Arc<str>)>,
-    sorted: Vec<Arc<str>>,
+    pub(crate) sorted: Vec<Arc<str>>,
     pub(crate) max_len: usize,
 }
 
