@@ -13,6 +13,12 @@ pub enum DomainError {
     UnknownRole(String),
     #[error("unknown scope {0:?}")]
     UnknownScope(String),
+    #[error("invalid {kind} {value:?}: {reason}")]
+    InvalidAdapterRef {
+        kind: &'static str,
+        value: String,
+        reason: &'static str,
+    },
 }
 
 impl DomainError {
@@ -25,6 +31,7 @@ impl DomainError {
             DomainError::InvalidEmail { .. } => "invalid_email",
             DomainError::UnknownRole(_) => "unknown_role",
             DomainError::UnknownScope(_) => "unknown_scope",
+            DomainError::InvalidAdapterRef { .. } => "invalid_adapter_name",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Types shared by every Enclave service. Each one is parsed once at the edge (HTTP, CLI, database)
 //! and is valid from then on: private fields, `parse`/`FromStr`/`TryFrom`, no `validate()` calls later.
 
+mod adapter;
 mod error;
 mod ids;
 mod principal;
@@ -8,6 +9,9 @@ mod role;
 mod scope;
 mod text;
 
+pub use adapter::{
+    AdapterAlias, AdapterName, AdapterRef, AdapterSelector, AdapterVersion, DEFAULT_ALIAS, DigestPrefix,
+};
 pub use error::DomainError;
 pub use ids::{ApiKeyId, RequestId, TenantId, UserId};
 pub use principal::{Actor, Principal};

@@ -6,6 +6,7 @@
 //! forced row-level-security policies compare against. The application role owns no table and has
 //! no BYPASSRLS, so a query that forgets its WHERE clause still sees only the current tenant.
 
+pub mod blobs;
 mod db;
 pub mod embedded;
 mod error;
@@ -13,6 +14,7 @@ pub mod repo;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 
+pub use blobs::{AdapterBlobs, AdapterFiles, BlobError};
 pub use db::{APP_ROLE, DbUrls, OWNER_ROLE, Store, migrate};
 pub use embedded::{EmbeddedOptions, EmbeddedPostgres};
 pub use error::{EmbeddedError, StoreError};

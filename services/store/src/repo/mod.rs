@@ -1,6 +1,7 @@
 //! One repository per aggregate, reached through [`crate::Store`]. Tenant-scoped functions take
 //! `&TenantId` first, filter by it in SQL, and run inside [`crate::Store::tenant_tx`].
 
+mod adapters;
 mod api_keys;
 mod limits;
 mod memberships;
@@ -10,6 +11,7 @@ mod tenants;
 mod throttle;
 mod users;
 
+pub use adapters::{AdapterRecord, AdapterVersionRecord, Adapters, NewAdapterVersion, Removal};
 pub use api_keys::{ApiKeyRecord, ApiKeys, NewApiKey, StoredApiKey};
 pub use limits::{
     KeyLimits, RateLimits, TenantLimits, Usage, WindowCounts, WindowSnapshot, month_start,
@@ -24,6 +26,9 @@ pub use users::{NewUser, User, UserCredentials, UserStatus, Users};
 use crate::Store;
 
 impl Store {
+    pub fn adapters(&self) -> Adapters<'_> {
+        Adapters { store: self }
+    }
     pub fn tenants(&self) -> Tenants<'_> {
         Tenants { store: self }
     }

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod adapters;
 mod auth_tables;
 mod limits;
 mod schema;
