@@ -9,6 +9,7 @@ mod blocks;
 mod dispatch;
 mod error;
 mod ggml;
+mod lora;
 mod matmul;
 mod ops;
 mod qmatrix;
@@ -27,6 +28,7 @@ pub use dispatch::{
     KernelLevel, active_level, available_levels, best_level, cpu_features, level_override_error,
 };
 pub use error::KernelError;
+pub use lora::{LoraFactors, lora_row, lora_row_at};
 pub use matmul::{MatmulScratch, matmul, matmul_at, matmul_into_with_scratch};
 pub use ops::{
     add_inplace, axpy_f16_f32, axpy_f16_f32_at, dot_f16_f32, dot_f16_f32_at, dot_f32, dot_f32_at,
@@ -41,4 +43,5 @@ pub mod reference {
     pub use crate::matmul::reference::{dequantize_ggml, matmul_ggml};
     pub use crate::ops::reference::*;
     pub use crate::attn::reference::{dot as attn_dot, reduce32};
+    pub use crate::lora::reference::lora_row;
 }

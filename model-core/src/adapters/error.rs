@@ -8,14 +8,20 @@ pub enum AdapterError {
     NotLora(String),
     #[error("unsupported adapter feature: {0}")]
     Unsupported(String),
-    #[error("target module `{0}` does not exist in the base model (supported: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)")]
+    #[error(
+        "target module `{0}` does not exist in the base model (supported: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)"
+    )]
     UnknownTarget(String),
     #[error("missing tensor: {0}")]
     MissingTensor(String),
     #[error("unexpected tensor `{0}` (not a LoRA factor of a declared target module)")]
     UnexpectedTensor(String),
     #[error("tensor `{tensor}` has shape {actual:?}, expected {expected:?}")]
-    Shape { tensor: String, expected: Vec<usize>, actual: Vec<usize> },
+    Shape {
+        tensor: String,
+        expected: Vec<usize>,
+        actual: Vec<usize>,
+    },
     #[error("rank {rank} is outside 1..={max}")]
     RankOutOfRange { rank: usize, max: usize },
     #[error("tensor `{tensor}` has dtype {dtype}; only F32, F16 and BF16 are accepted")]

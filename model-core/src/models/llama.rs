@@ -61,7 +61,6 @@ pub struct Scratch {
     hidden: Vec<f32>,
     last: Vec<f32>,
     logits: Vec<f32>,
-    lora: Vec<f32>,
 }
 
 fn resize(v: &mut Vec<f32>, n: usize) {
@@ -182,12 +181,15 @@ impl LlamaModel {
             sliding_window: cfg.sliding_window,
         };
         let qkv_w = qd + 2 * kvd;
+        // Each row's adapter (None: base model), for the low-rank updates after each projection.
+        let row_adapters: Vec<Option<&LoraAdapter>> =
+            seqs.iter().flat_map(|q| std::iter::repeat_n(q.adapter, q.tokens.len())).collect();
 
         for (l, layer) in self.layers.iter().enumerate() {
             rms_norm_rows(&s.x, &layer.attn_norm, cfg.rms_eps, &mut s.xn, h)?;
             layer.qkv.forward(&s.xn, tokens, &mut s.qkv)?;
             let qkv_parts = [(Target::Q, 0), (Target::K, qd), (Target::V, qd + kvd)];
-            self.apply_adapters(seqs, &attn_seqs, l, &qkv_parts, &s.xn, h, &mut s.qkv, qkv_w, &mut s.lora);
+            apply_lora(&row_adapters, l, &qkv_parts, &s.xn, h, &mut s.qkv, qkv_w)?;
             // RoPE on q and k, copy q out, write k and v to the cache.
             for a in &attn_seqs {
                 for i in 0..a.len {
@@ -204,13 +206,13 @@ impl LlamaModel {
             }
             attention(&shape, &s.q, kv.layer(l), &attn_seqs, &mut s.attn);
             layer.o.forward(&s.attn, tokens, &mut s.proj)?;
-            self.apply_adapters(seqs, &attn_seqs, l, &[(Target::O, 0)], &s.attn, qd, &mut s.proj, h, &mut s.lora);
+            apply_lora(&row_adapters, l, &[(Target::O, 0)], &s.attn, qd, &mut s.proj, h)?;
             enclave_kernels::add_inplace(&mut s.x, &s.proj)?;
 
             rms_norm_rows(&s.x, &layer.ffn_norm, cfg.rms_eps, &mut s.xn, h)?;
             layer.gate_up.forward(&s.xn, tokens, &mut s.gate_up)?;
             let gu_parts = [(Target::Gate, 0), (Target::Up, ff)];
-            self.apply_adapters(seqs, &attn_seqs, l, &gu_parts, &s.xn, h, &mut s.gate_up, 2 * ff, &mut s.lora);
+            apply_lora(&row_adapters, l, &gu_parts, &s.xn, h, &mut s.gate_up, 2 * ff)?;
             for r in 0..tokens {
                 let gu = &mut s.gate_up[r * 2 * ff..(r + 1) * 2 * ff];
                 let (gate, up) = gu.split_at_mut(ff);
@@ -218,7 +220,7 @@ impl LlamaModel {
                 s.hidden[r * ff..(r + 1) * ff].copy_from_slice(gate);
             }
             layer.down.forward(&s.hidden, tokens, &mut s.proj)?;
-            self.apply_adapters(seqs, &attn_seqs, l, &[(Target::Down, 0)], &s.hidden, ff, &mut s.proj, h, &mut s.lora);
+            apply_lora(&row_adapters, l, &[(Target::Down, 0)], &s.hidden, ff, &mut s.proj, h)?;
             enclave_kernels::add_inplace(&mut s.x, &s.proj)?;
         }
 
@@ -238,34 +240,6 @@ impl LlamaModel {
             enclave_kernels::matmul(&self.lm_head, &s.last, wanted.len(), &mut s.logits)?;
         }
         Ok(&s.logits)
-    }
-}
-
-impl LlamaModel {
-    /// Adds each sequence's adapter delta for `parts` (target, first output column) of layer `l`.
-    /// Sequences without an adapter, or whose adapter skips a target, are untouched, so base
-    /// and adapted sequences share the one base matmul above.
-    #[allow(clippy::too_many_arguments)]
-    fn apply_adapters(
-        &self,
-        seqs: &[StepSeq<'_>],
-        rows: &[AttnSeq<'_>],
-        l: usize,
-        parts: &[(Target, usize)],
-        x: &[f32],
-        in_features: usize,
-        y: &mut [f32],
-        y_stride: usize,
-        scratch: &mut Vec<f32>,
-    ) {
-        for (seq, r) in seqs.iter().zip(rows) {
-            let Some(adapter) = seq.adapter else { continue };
-            for &(target, col) in parts {
-                if let Some(w) = adapter.get(l, target) {
-                    apply_lora(w, x, in_features, r.row..r.row + r.len, y, y_stride, col, scratch);
-                }
-            }
-        }
     }
 }
 
