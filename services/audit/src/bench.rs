@@ -89,6 +89,14 @@ pub fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// Current resident set of this process in MiB (Linux `VmRSS`).
+pub fn rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
 /// Resets `VmHWM` to the current RSS (Linux `clear_refs` 5), so a later [`peak_rss_mib`]
 /// measures one phase; false where that is not possible.
 pub fn reset_peak_rss() -> bool {
@@ -192,6 +200,9 @@ async fn export_and_verify(
     let key = AuditSigningKey::generate("bench")?;
     let path = opts.work_dir.join("bench-export.jsonl");
     let rss_reset = reset_peak_rss();
+    if let (true, Some(rss)) = (rss_reset, rss_mib()) {
+        sink(BenchFigure::new("export_rss_before", rss, "MiB"));
+    }
     let start = Instant::now();
     let m = crate::ops::export_file(
         pool,
@@ -209,6 +220,13 @@ async fn export_and_verify(
         "rows/s",
     ));
     sink(BenchFigure::new("export_rows", m.count as f64, "rows"));
+    if let Ok(meta) = std::fs::metadata(&path) {
+        sink(BenchFigure::new(
+            "export_file_size",
+            meta.len() as f64 / (1024.0 * 1024.0),
+            "MiB",
+        ));
+    }
     if let (true, Some(peak)) = (rss_reset, peak_rss_mib()) {
         sink(BenchFigure::new("export_peak_rss", peak, "MiB"));
     }

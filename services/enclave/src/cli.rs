@@ -30,6 +30,8 @@ pub enum Command {
     /// Measure performance; prints JSON lines.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Audit trail: verify, export, prune (retention), checkpoint.
+    Audit(commands::audit::AuditArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -38,6 +40,8 @@ pub enum BenchCommand {
     Engine(commands::bench::engine::EngineBenchArgs),
     /// Sensitive-word matching throughput, streaming overhead and compile time.
     Policy,
+    /// Durable audit records/s, append latency, export and verify rows/s, export peak RSS.
+    Audit(commands::bench::audit::AuditBenchArgs),
 }
 
 /// Options shared by commands that load a model.
@@ -75,6 +79,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(args) => commands::admin::run(args),
         Command::Generate(args) => commands::generate::run(args),
         Command::Bench(BenchCommand::Engine(args)) => commands::bench::engine::run(args),
+        Command::Bench(BenchCommand::Audit(args)) => commands::bench::audit::run_bench(args),
+        Command::Audit(args) => commands::audit::run(args),
         Command::Bench(BenchCommand::Policy) => {
             enclave_policy::bench::run(&mut |f| commands::bench::emit(f.bench, &f.metric, f.value, f.unit));
             Ok(())

@@ -1,4 +1,5 @@
 pub mod admin;
+pub mod audit;
 pub mod bench;
 pub mod generate;
 pub mod migrate;

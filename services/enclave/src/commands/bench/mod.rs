@@ -1,5 +1,6 @@
 //! `enclave bench ...`: every figure is one JSON line `{"bench","metric","value","unit"}`.
 
+pub mod audit;
 pub mod engine;
 
 use serde_json::json;
