@@ -323,7 +323,7 @@ fn malformed_adapters_get_specific_errors() {
         "base_model.model.model.embed_tokens.lora_A.weight".into(),
         vec![4, 8],
         Dtype::F32,
-        bytes(&vec![0.0; 32]),
+        bytes(&[0.0; 32]),
     ));
     let truncated = good[..good.len() / 2].to_vec();
 
@@ -754,5 +754,94 @@ mod peft_reference {
         let src = gguf();
         let model = LlamaModel::load(&src).expect("model loads");
         compare(&model, "Q4_1 base", 1.0, 1.0, false);
+    }
+}
+
+// ---- cost of the low-rank updates in a decode step (run by hand) ----------------------------
+
+/// Aggregate decode throughput of the model's forward pass (no engine, no sampling) at 16
+/// sequences with 0, 1, 4 and 16 distinct rank-16 adapters on all seven targets, F32 and BF16
+/// factors. Prints JSON lines; asserts nothing about speed. Run with
+/// `cargo test -p enclave-model-core --test lora decode_step -- --ignored --nocapture`.
+#[test]
+#[ignore = "measurement, run by hand"]
+fn decode_step_throughput_with_adapters() {
+    use enclave_model_core::adapters::{Factors, synthetic};
+    use enclave_model_core::loader::GgufSource;
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let model = LlamaModel::load(&GgufSource::open(&p).expect("opens")).expect("loads");
+    let cfg = model.config().clone();
+    let f32_adapters: Vec<LoraAdapter> = (0..16)
+        .map(|i| {
+            let (c, w) = synthetic::random_peft(&cfg, &Target::ALL, 16, 32.0, 0.02, i + 1);
+            load_peft(&c, &w, &cfg, &AdapterLimits::default()).expect("valid")
+        })
+        .collect();
+    let to_bf16 = |a: &LoraAdapter| {
+        let mut a = a.clone();
+        for m in &mut a.layers {
+            for w in m.values_mut() {
+                if let Factors::F32 { a, bt } = &w.factors {
+                    let c = |v: &Vec<f32>| v.iter().map(|&x| half::bf16::from_f32(x)).collect();
+                    w.factors = Factors::BF16 { a: c(a), bt: c(bt) };
+                }
+            }
+        }
+        a
+    };
+    let bf16_adapters: Vec<LoraAdapter> = f32_adapters.iter().map(to_bf16).collect();
+    let (seqs, steps, prompt) = (16usize, 24usize, 16usize);
+    for (dtype, adapters) in [("f32", &f32_adapters), ("bf16", &bf16_adapters)] {
+        for k in [0usize, 1, 4, 16] {
+            let mut rates = Vec::new();
+            for _ in 0..3 {
+                let alloc = BlockAllocator::new(seqs * 4, 16);
+                let mut kv = KvStore::new(cfg.num_layers, seqs * 4, 16, cfg.kv_dim());
+                let mut blocks: Vec<_> = (0..seqs).map(|_| alloc.new_sequence()).collect();
+                let toks: Vec<Vec<u32>> = (0..seqs)
+                    .map(|i| {
+                        (0..prompt + steps)
+                            .map(|j| ((i * 131 + j * 17) % 40000) as u32 + 100)
+                            .collect()
+                    })
+                    .collect();
+                let mut scratch = Scratch::default();
+                let ad = |i: usize| (k > 0).then(|| &adapters[i % k]);
+                for b in &mut blocks {
+                    assert!(b.reserve(prompt + steps));
+                }
+                let pre: Vec<StepSeq<'_>> = (0..seqs)
+                    .map(|i| StepSeq {
+                        tokens: &toks[i][..prompt],
+                        start_pos: 0,
+                        blocks: blocks[i].ids(),
+                        logits: true,
+                        adapter: ad(i),
+                    })
+                    .collect();
+                model.forward(&pre, &mut kv, &mut scratch).expect("prefill");
+                let t = std::time::Instant::now();
+                for s in 0..steps {
+                    let pos = prompt + s;
+                    let step: Vec<StepSeq<'_>> = (0..seqs)
+                        .map(|i| StepSeq {
+                            tokens: &toks[i][pos..pos + 1],
+                            start_pos: pos,
+                            blocks: blocks[i].ids(),
+                            logits: true,
+                            adapter: ad(i),
+                        })
+                        .collect();
+                    model.forward(&step, &mut kv, &mut scratch).expect("decode");
+                }
+                rates.push((seqs * steps) as f64 / t.elapsed().as_secs_f64());
+            }
+            rates.sort_by(f64::total_cmp);
+            println!(
+                "{{\"bench\":\"lora_forward\",\"metric\":\"decode_x{seqs}_adapters_{k}_{dtype}\",\"value\":{:.1},\"unit\":\"tok/s\"}}",
+                rates[1]
+            );
+        }
     }
 }
