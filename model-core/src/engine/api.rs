@@ -14,6 +14,9 @@ pub enum FinishReason {
     StopSequence(String),
     /// `max_tokens` reached, or the context window is full.
     Length,
+    /// Like [`FinishReason::Length`] (`"length"` on the wire), for a request with a response
+    /// format whose output was cut off mid-structure: the text does not follow the format.
+    LengthIncompleteFormat,
     /// The caller dropped the stream or the engine is shutting down.
     Cancelled,
 }
@@ -23,9 +26,15 @@ impl FinishReason {
     pub fn as_openai_str(&self) -> &'static str {
         match self {
             FinishReason::EndOfSequence | FinishReason::StopSequence(_) => "stop",
-            FinishReason::Length => "length",
+            FinishReason::Length | FinishReason::LengthIncompleteFormat => "length",
             FinishReason::Cancelled => "cancelled",
         }
+    }
+
+    /// Whether a constrained output was cut off before it was complete (the flag callers
+    /// report alongside `finish_reason: "length"`).
+    pub fn output_incomplete(&self) -> bool {
+        matches!(self, FinishReason::LengthIncompleteFormat)
     }
 }
 

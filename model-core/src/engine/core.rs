@@ -1,9 +1,10 @@
 //! The engine thread: receives requests, runs scheduler steps, samples, streams events.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::{Arc, OnceLock};
 
+use rayon::prelude::*;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::api::{FinishReason, GenerationEvent, TokenLogprobs};
@@ -13,15 +14,17 @@ use super::request::PreparedRequest;
 use super::sequence::{Progress, Sequence};
 use super::EngineMetrics;
 use crate::chat::ChatTemplate;
+use crate::constraints::{Constraint, ConstraintCompiler, ConstraintError};
 use crate::error::LoadError;
 use crate::kv::{BlockAllocator, KvStore};
 use crate::models::{LlamaModel, Scratch, StepSeq};
-use crate::sampling::{Sampler, StopMatcher, TokenHistory};
+use crate::sampling::{Sampler, StopMatcher, TokenHistory, TokenMask};
 use crate::scheduler::{Scheduler, SchedulerConfig};
 use crate::tokenizer::{IncrementalDecoder, Tokenizer};
 
 pub(crate) enum Command {
-    Submit(PreparedRequest, UnboundedSender<GenerationEvent>),
+    /// Boxed: a prepared request carries its compiled constraint, far larger than `Shutdown`.
+    Submit(Box<PreparedRequest>, UnboundedSender<GenerationEvent>),
     Shutdown,
 }
 
@@ -31,6 +34,9 @@ pub(crate) struct Shared {
     pub tokenizer: Tokenizer,
     pub template: ChatTemplate,
     pub max_waiting: usize,
+    /// Built on the first constrained request; a vocabulary llguidance cannot read fails
+    /// constrained requests only.
+    pub compiler: OnceLock<Result<ConstraintCompiler, ConstraintError>>,
     pub waiting: AtomicUsize,
     running: AtomicUsize,
     kv_total: AtomicUsize,
@@ -48,6 +54,7 @@ impl Shared {
             tokenizer,
             template,
             max_waiting,
+            compiler: OnceLock::new(),
             waiting: AtomicUsize::new(0),
             running: AtomicUsize::new(0),
             kv_total: AtomicUsize::new(0),
@@ -157,6 +164,7 @@ impl EngineCore {
     fn handle(&mut self, cmd: Command) -> bool {
         match cmd {
             Command::Submit(req, tx) => {
+                let req = *req;
                 let tokenizer = &self.shared.tokenizer;
                 let prompt_len = req.prompt_ids.len();
                 self.shared.prompt.fetch_add(prompt_len as u64, Ordering::Relaxed);
@@ -173,6 +181,7 @@ impl EngineCore {
                     params: req.sampling,
                     tx,
                     in_queue_count: true,
+                    constraint: req.constraint,
                 };
                 self.scheduler.waiting.push_back(seq);
                 true
@@ -209,6 +218,42 @@ impl EngineCore {
         if plan.is_empty() {
             return;
         }
+        let (result, masks) = self.forward_with_masks(&plan);
+        match result {
+            Ok(out) => self.logits = out,
+            Err(e) => {
+                // A kernel error is a bug (shapes are fixed at load); fail the step's requests
+                // rather than the whole engine.
+                tracing::error!(error = %e, "forward pass failed");
+                let ended = plan.iter().map(|&(i, _)| (i, Err(format!("internal error: {e}")))).collect();
+                self.end(ended);
+                return;
+            }
+        }
+        self.shared.steps.fetch_add(1, Ordering::Relaxed);
+        let ended = self.sample_all(&plan, masks);
+        self.end(ended);
+    }
+
+    /// Runs the model over the plan and, at the same time on the compute pool, the token masks
+    /// of the constrained sequences that sample this step. Returns the logits and, per plan
+    /// entry, the mask (if any).
+    #[allow(clippy::type_complexity)]
+    fn forward_with_masks(
+        &mut self,
+        plan: &[(usize, usize)],
+    ) -> (Result<Vec<f32>, enclave_kernels::KernelError>, Vec<Option<Result<TokenMask, ConstraintError>>>) {
+        // Constraints are taken out of their sequences while the forward pass borrows them;
+        // a mask depends only on committed tokens, all of which exist before the step.
+        let mut constrained: Vec<(usize, Constraint)> = Vec::new();
+        for (p, &(i, n)) in plan.iter().enumerate() {
+            let s = &mut self.scheduler.running[i];
+            if s.computed + n == s.tokens.len()
+                && let Some(c) = s.constraint.take()
+            {
+                constrained.push((p, c));
+            }
+        }
         let running = &self.scheduler.running;
         let steps: Vec<StepSeq<'_>> = plan
             .iter()
@@ -223,61 +268,71 @@ impl EngineCore {
                 }
             })
             .collect();
-        let wants: Vec<bool> = steps.iter().map(|s| s.logits).collect();
         let (model, kv, scratch) = (&self.model, &mut self.kv, &mut self.scratch);
-        let result = self.pool.install(|| model.forward(&steps, kv, scratch).map(|out| out.to_vec()));
+        let (result, computed) = self.pool.install(|| {
+            rayon::join(
+                || model.forward(&steps, kv, scratch).map(|out| out.to_vec()),
+                || constrained.par_iter_mut().map(|(_, c)| c.compute_mask()).collect::<Vec<_>>(),
+            )
+        });
         drop(steps);
-        match result {
-            Ok(out) => self.logits = out,
-            Err(e) => {
-                // A kernel error is a bug (shapes are fixed at load); fail the step's requests
-                // rather than the whole engine.
-                tracing::error!(error = %e, "forward pass failed");
-                let mut idx: Vec<usize> = plan.iter().map(|&(i, _)| i).collect();
-                idx.sort_unstable_by(|a, b| b.cmp(a));
-                for i in idx {
-                    self.scheduler.running.remove(i).fail(format!("internal error: {e}"));
-                }
-                return;
-            }
+        let mut masks: Vec<Option<Result<TokenMask, ConstraintError>>> = plan.iter().map(|_| None).collect();
+        for ((p, c), mask) in constrained.into_iter().zip(computed) {
+            self.scheduler.running[plan[p].0].constraint = Some(c);
+            masks[p] = Some(mask);
         }
-        self.shared.steps.fetch_add(1, Ordering::Relaxed);
+        (result, masks)
+    }
 
+    /// Samples a token for every sequence of the plan that asked for logits; returns the
+    /// sequences that ended (running index, finish reason or failure message).
+    fn sample_all(
+        &mut self,
+        plan: &[(usize, usize)],
+        masks: Vec<Option<Result<TokenMask, ConstraintError>>>,
+    ) -> Vec<(usize, Result<FinishReason, String>)> {
         let vocab = self.model.config().vocab_size;
-        let mut finished: Vec<(usize, FinishReason)> = Vec::new();
-        let mut failed: Vec<(usize, String)> = Vec::new();
+        let mut ended = Vec::new();
         let mut row = 0;
-        for (&(i, n), want) in plan.iter().zip(wants) {
+        for (&(i, n), mask) in plan.iter().zip(masks) {
             let seq = &mut self.scheduler.running[i];
             seq.computed += n;
-            if !want {
+            if seq.computed < seq.tokens.len() {
                 continue;
             }
             let l = &mut self.logits[row * vocab..(row + 1) * vocab];
             row += 1;
-            let sampled = match seq.sampler.sample(l, &seq.history, None) {
-                Ok(s) => s,
+            let mask = match mask.transpose() {
+                Ok(m) => m,
                 Err(e) => {
-                    failed.push((i, e.to_string()));
+                    ended.push((i, Err(format!("response format: {e}"))));
                     continue;
                 }
             };
+            let sampled = match seq.sampler.sample(l, &seq.history, mask.as_ref()) {
+                Ok(s) => s,
+                Err(e) => {
+                    ended.push((i, Err(e.to_string())));
+                    continue;
+                }
+            };
+            let tokenizer = &self.shared.tokenizer;
             let logprobs = sampled.logprob.map(|logprob| TokenLogprobs {
                 logprob,
-                top: sampled
-                    .top
-                    .iter()
-                    .map(|&(id, lp)| (id, self.shared.tokenizer.decode(&[id]).unwrap_or_default(), lp))
-                    .collect(),
+                top: sampled.top.iter().map(|&(id, lp)| (id, tokenizer.decode(&[id]).unwrap_or_default(), lp)).collect(),
             });
             self.shared.generated.fetch_add(1, Ordering::Relaxed);
-            if let Progress::Finished(reason) = seq.accept(sampled.id, logprobs, &self.shared.tokenizer, self.context_length) {
-                finished.push((i, reason));
+            match seq.accept(sampled.id, logprobs, tokenizer, self.context_length) {
+                Progress::Continue => {}
+                Progress::Finished(reason) => ended.push((i, Ok(reason))),
+                Progress::Failed(message) => ended.push((i, Err(message))),
             }
         }
-        // Remove ended sequences from the back so indices stay valid.
-        let mut ended: Vec<(usize, Result<FinishReason, String>)> =
-            finished.into_iter().map(|(i, r)| (i, Ok(r))).chain(failed.into_iter().map(|(i, m)| (i, Err(m)))).collect();
+        ended
+    }
+
+    /// Removes ended sequences (from the back, so indices stay valid) and sends their final event.
+    fn end(&mut self, mut ended: Vec<(usize, Result<FinishReason, String>)>) {
         ended.sort_by_key(|(i, _)| std::cmp::Reverse(*i));
         for (i, outcome) in ended {
             let seq = self.scheduler.running.remove(i);

@@ -7,9 +7,12 @@ use std::sync::mpsc;
 
 use super::api::GenerationStream;
 use super::core::{Command, EngineCore, Shared};
-use super::request::{GenerateRequest, ModelInfo, PreparedRequest, PromptInput, RequestError, SubmitError};
+use super::request::{
+    GenerateRequest, ModelInfo, PreparedRequest, PromptInput, RequestError, RequestOptions, SubmitError,
+};
 use super::EngineMetrics;
 use crate::chat::ChatTemplate;
+use crate::constraints::{ConstraintCompiler, ConstraintError, ResponseFormat};
 use crate::error::LoadError;
 use crate::kv::KvStore;
 use crate::loader;
@@ -110,6 +113,37 @@ impl Engine {
 
     /// Validates and tokenizes a request. Nothing is queued.
     pub fn prepare(&self, req: GenerateRequest) -> Result<PreparedRequest, RequestError> {
+        self.prepare_with(req, RequestOptions::default())
+    }
+
+    /// [`prepare`](Self::prepare) plus the request's options: the response format is compiled
+    /// here (cached per grammar), so an invalid or unsupported format is a [`RequestError`]
+    /// before anything is queued.
+    pub fn prepare_with(&self, req: GenerateRequest, options: RequestOptions) -> Result<PreparedRequest, RequestError> {
+        let constraint = match &options.response_format {
+            Some(format) if format.is_constrained() => self.constraint_compiler()?.compile(format)?,
+            _ => None,
+        };
+        let mut prepared = self.prepare_plain(req)?;
+        prepared.constraint = constraint;
+        Ok(prepared)
+    }
+
+    /// The model's constraint compiler, built on first use (tens of milliseconds).
+    pub fn constraint_compiler(&self) -> Result<&ConstraintCompiler, ConstraintError> {
+        self.shared.compiler.get_or_init(|| ConstraintCompiler::new(&self.shared.tokenizer)).as_ref().map_err(Clone::clone)
+    }
+
+    /// Checks a response format against this model without preparing a request (e.g. when a
+    /// tenant stores a default format or a template's schema).
+    pub fn check_format(&self, format: &ResponseFormat) -> Result<(), ConstraintError> {
+        if !format.is_constrained() {
+            return Ok(());
+        }
+        self.constraint_compiler()?.check(format)
+    }
+
+    fn prepare_plain(&self, req: GenerateRequest) -> Result<PreparedRequest, RequestError> {
         let tok = &self.shared.tokenizer;
         let limits = SamplingLimits { vocab_size: self.shared.info.vocab_size, max_stop_sequences: 16, max_logprobs: 20 };
         let sampling = SamplingParams::parse(req.sampling, &limits)?;
@@ -148,7 +182,7 @@ impl Engine {
             Some(n) => n,
             None => available as u32,
         };
-        Ok(PreparedRequest { prompt_ids, sampling, max_tokens })
+        Ok(PreparedRequest { prompt_ids, sampling, max_tokens, constraint: None })
     }
 
     /// Queues a prepared request. Fails fast when the waiting queue is full.
@@ -160,7 +194,7 @@ impl Engine {
         }
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let prompt_tokens = req.prompt_ids.len() as u32;
-        if self.commands.send(Command::Submit(req, tx)).is_err() {
+        if self.commands.send(Command::Submit(Box::new(req), tx)).is_err() {
             self.shared.waiting.fetch_sub(1, Ordering::AcqRel);
             return Err(SubmitError::ShuttingDown);
         }

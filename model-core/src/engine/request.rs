@@ -3,6 +3,7 @@
 //! request takes a place in the queue.
 
 use crate::chat::ChatMessage;
+use crate::constraints::{Constraint, ConstraintError, ResponseFormat};
 use crate::sampling::{RawSamplingParams, SamplingError, SamplingParams};
 
 /// The prompt as the caller gives it.
@@ -25,12 +26,24 @@ pub struct GenerateRequest {
     pub max_tokens: Option<u32>,
 }
 
-/// A request that passed every check: tokens fit the context, sampling values are in range.
+/// What a request asks for beyond the prompt and sampling: the output format it must follow.
+/// Kept apart from [`GenerateRequest`] so callers that need none of it are unaffected.
+#[derive(Debug, Clone, Default)]
+pub struct RequestOptions {
+    /// Constrained output (`None` or [`ResponseFormat::Text`]: free text). Compiled by
+    /// [`super::Engine::prepare_with`], so a bad format is refused before generation.
+    pub response_format: Option<ResponseFormat>,
+}
+
+/// A request that passed every check: tokens fit the context, sampling values are in range,
+/// the response format compiled.
 #[derive(Debug, Clone)]
 pub struct PreparedRequest {
     pub(crate) prompt_ids: Vec<u32>,
     pub(crate) sampling: SamplingParams,
     pub(crate) max_tokens: u32,
+    /// The compiled output format, at its start state.
+    pub(crate) constraint: Option<Constraint>,
 }
 
 impl PreparedRequest {
@@ -44,6 +57,11 @@ impl PreparedRequest {
 
     pub fn sampling(&self) -> &SamplingParams {
         &self.sampling
+    }
+
+    /// Whether the output is constrained to a format.
+    pub fn is_constrained(&self) -> bool {
+        self.constraint.is_some()
     }
 }
 
@@ -66,6 +84,10 @@ pub enum RequestError {
     Template(String),
     #[error("tokenization failed: {0}")]
     Tokenizer(String),
+    /// The response format cannot be served (bad schema, unsupported keyword, bad regex ...).
+    /// Some causes are engine faults: see [`ConstraintError::is_caller_fault`].
+    #[error(transparent)]
+    Format(#[from] ConstraintError),
 }
 
 impl RequestError {
@@ -79,6 +101,7 @@ impl RequestError {
             RequestError::Sampling(e) => e.code(),
             RequestError::Template(_) => "chat_template_error",
             RequestError::Tokenizer(_) => "tokenization_error",
+            RequestError::Format(e) => e.code(),
         }
     }
 
@@ -91,6 +114,16 @@ impl RequestError {
             RequestError::Sampling(e) => Some(e.field()),
             RequestError::Template(_) => Some("messages"),
             RequestError::Tokenizer(_) => None,
+            RequestError::Format(e) => Some(e.field()),
+        }
+    }
+
+    /// Whether the caller is at fault (4xx) rather than the engine (5xx).
+    pub fn is_caller_fault(&self) -> bool {
+        match self {
+            RequestError::Tokenizer(_) => false,
+            RequestError::Format(e) => e.is_caller_fault(),
+            _ => true,
         }
     }
 }

@@ -3,6 +3,7 @@
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::api::{FinishReason, GenerationEvent, TokenLogprobs, Usage};
+use crate::constraints::Constraint;
 use crate::kv::SeqBlocks;
 use crate::sampling::{Sampler, SamplingParams, StopMatcher, TokenHistory};
 use crate::scheduler::SeqState;
@@ -22,12 +23,17 @@ pub struct Sequence {
     pub tx: UnboundedSender<GenerationEvent>,
     /// Still counted against the engine's waiting-queue bound (accepted, never started).
     pub in_queue_count: bool,
+    /// The response format's state. It advances only on sampled tokens, so it survives
+    /// preemption untouched: recomputing the KV cache replays tokens it already committed.
+    pub constraint: Option<Constraint>,
 }
 
 /// What happened after a token was appended.
 pub enum Progress {
     Continue,
     Finished(FinishReason),
+    /// The token broke the sequence's constraint (an engine fault: it was sampled under the mask).
+    Failed(String),
 }
 
 impl Sequence {
@@ -51,8 +57,16 @@ impl Sequence {
         tokenizer: &Tokenizer,
         context_length: usize,
     ) -> Progress {
-        if tokenizer.eos_ids().contains(&id) && !self.params.ignore_eos() {
+        // Under a constraint, EOS is only in the mask once the output is complete.
+        if tokenizer.eos_ids().contains(&id) && (!self.params.ignore_eos() || self.constraint.is_some()) {
             return Progress::Finished(FinishReason::EndOfSequence);
+        }
+        let mut grammar_done = false;
+        if let Some(c) = &mut self.constraint {
+            match c.commit(id) {
+                Ok(outcome) => grammar_done = outcome.stop,
+                Err(e) => return Progress::Failed(e.to_string()),
+            }
         }
         self.tokens.push(id);
         self.history.push(id);
@@ -63,8 +77,17 @@ impl Sequence {
         if let Some(stop) = step.stopped {
             return Progress::Finished(FinishReason::StopSequence(stop));
         }
+        if grammar_done {
+            // Nothing can extend the output: the same as the model ending it.
+            return Progress::Finished(FinishReason::EndOfSequence);
+        }
         if self.generated() >= self.max_tokens || self.tokens.len() >= context_length {
-            return Progress::Finished(FinishReason::Length);
+            let incomplete = self.constraint.as_mut().is_some_and(|c| !c.is_accepting());
+            return Progress::Finished(if incomplete {
+                FinishReason::LengthIncompleteFormat
+            } else {
+                FinishReason::Length
+            });
         }
         Progress::Continue
     }
