@@ -25,6 +25,8 @@ pub enum AuditActor {
     System {
         id: String,
     },
+    /// A caller without valid credentials (a refused request, a login attempt).
+    Anonymous,
 }
 
 impl AuditActor {
@@ -33,6 +35,7 @@ impl AuditActor {
             AuditActor::User { .. } => "user",
             AuditActor::ApiKey { .. } => "api_key",
             AuditActor::System { .. } => "system",
+            AuditActor::Anonymous => "anonymous",
         }
     }
 }

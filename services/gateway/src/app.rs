@@ -36,6 +36,7 @@ pub fn build_app(
         .app_data(web::JsonConfig::default().limit(limit).error_handler(error::json_error))
         .app_data(web::PayloadConfig::default().limit(limit))
         .wrap(from_fn(middleware::request_context))
+        .wrap(from_fn(crate::audit::record_calls))
         .configure(routes::configure)
         .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(ApiError::from_status(actix_web::http::StatusCode::NOT_FOUND)) }))
 }

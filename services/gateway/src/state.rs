@@ -34,6 +34,7 @@ struct Inner {
     authenticator: Option<SharedAuthenticator>,
     auth: Option<Authenticator>,
     store: Option<Store>,
+    audit: Option<crate::audit::AuditLog>,
     draining: AtomicBool,
 }
 
@@ -44,6 +45,7 @@ pub struct AppStateBuilder {
     authenticator: Option<SharedAuthenticator>,
     auth: Option<Authenticator>,
     store: Option<Store>,
+    audit: Option<crate::audit::AuditLog>,
 }
 
 impl AppStateBuilder {
@@ -86,6 +88,12 @@ impl AppStateBuilder {
         self
     }
 
+    /// Records every API call in the audit trail (see [`crate::audit`]).
+    pub fn audit(mut self, audit: crate::audit::AuditLog) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
     pub fn build(self) -> AppState {
         AppState {
             inner: Arc::new(Inner {
@@ -94,6 +102,7 @@ impl AppStateBuilder {
                 authenticator: self.authenticator,
                 auth: self.auth,
                 store: self.store,
+                audit: self.audit,
                 draining: AtomicBool::new(false),
             }),
         }
@@ -108,6 +117,7 @@ impl AppState {
             authenticator: None,
             auth: None,
             store: None,
+            audit: None,
         }
     }
 
@@ -135,6 +145,11 @@ impl AppState {
             message: "this server has no database configured".to_owned(),
             retry_after_secs: None,
         })
+    }
+
+    /// The audit trail, when this server records calls.
+    pub fn audit_log(&self) -> Option<&crate::audit::AuditLog> {
+        self.inner.audit.as_ref()
     }
 
     pub fn served_model(&self) -> Option<&ServedModel> {

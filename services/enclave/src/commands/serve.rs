@@ -81,10 +81,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let auth = Authenticator::new(db.store.clone(), settings.auth.to_auth_config())
             .await
             .context("loading the JWT signing keys")?;
-        let state = AppState::builder(settings).engine(engine.clone()).store(db.store.clone()).auth(auth).build();
+        // Every API call is recorded; the spool and the export signing key live in the data dir.
+        let audit = enclave_gateway::audit::AuditLog::start(db.store.pool().clone(), &settings.database.data_dir)
+            .await
+            .context("starting the audit writer")?;
+        let state =
+            AppState::builder(settings).engine(engine.clone()).store(db.store.clone()).auth(auth).audit(audit.clone()).build();
         let server = Server::start(state)?;
         println!("enclave listening on http://{}", server.addr);
         server.run_until_signal().await?;
+        audit.shutdown().await;
         engine.shutdown();
         if let Some(pg) = db.embedded.as_mut() {
             pg.stop().context("stopping the embedded PostgreSQL cluster")?;

@@ -1,5 +1,6 @@
 //! Request and response DTOs of every route, and the one OpenAPI document that describes them.
 
+pub mod audit;
 pub mod error;
 pub mod health;
 pub mod openai;
@@ -57,6 +58,9 @@ Every error has the body `{"error": {"code", "message", "field"?, "request_id"?}
         crate::routes::api_keys::create_api_key,
         crate::routes::api_keys::list_api_keys,
         crate::routes::api_keys::revoke_api_key,
+        crate::routes::audit::list_audit_events,
+        crate::routes::audit::export_audit,
+        crate::routes::audit::get_export_manifest,
     ),
     components(schemas(ErrorResponse)),
     modifiers(&SecurityAndErrors),
@@ -67,6 +71,7 @@ Every error has the body `{"error": {"code", "message", "field"?, "request_id"?}
         (name = "auth", description = "Sessions: login, refresh, logout"),
         (name = "users", description = "A tenant's users and their roles"),
         (name = "api-keys", description = "A tenant's API keys"),
+        (name = "audit", description = "The audit trail: every API call, hash-chained per tenant; signed exports"),
     ),
 )]
 pub struct ApiDoc;

@@ -3,6 +3,7 @@
 use actix_web::web;
 
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
 pub mod chat;
 pub mod completions;
@@ -22,4 +23,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     auth::configure(cfg);
     users::configure(cfg);
     api_keys::configure(cfg);
+    audit::configure(cfg);
 }

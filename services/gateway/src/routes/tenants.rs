@@ -140,6 +140,7 @@ fn tenant_status(text: &str) -> Result<TenantStatus, ApiError> {
 pub async fn update_tenant(
     state: web::Data<AppState>,
     caller: Caller,
+    req: actix_web::HttpRequest,
     path: web::Path<Uuid>,
     body: Negotiated<UpdateTenantRequest>,
 ) -> Result<Reply<Tenant>, ApiError> {
@@ -148,13 +149,16 @@ pub async fn update_tenant(
     let status = body.status.as_deref().map(tenant_status).transpose()?;
     let store = state.store()?;
     let mut t = store.tenants().get(&tenant).await?;
+    let before = tenant_dto(store, t.clone()).await?;
     if let Some(name) = &body.name {
         t = store.tenants().rename(&tenant, name).await?;
     }
     if let Some(status) = status {
         t = state.auth()?.set_tenant_status(&tenant, status).await?;
     }
-    Ok(Reply::ok(tenant_dto(store, t).await?))
+    let after = tenant_dto(store, t).await?;
+    crate::audit::note_change(&req, &before, &after);
+    Ok(Reply::ok(after))
 }
 
 /// Replaces a tenant's limits (platform admin); absent values mean unlimited.

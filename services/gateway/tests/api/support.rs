@@ -21,6 +21,8 @@ pub struct TestApp {
     pub auth: Authenticator,
     /// Kept alive for the server; tests inspect tables through it.
     pub db: TestDb,
+    /// The audit spool and signing key of the server.
+    _audit_dir: tempfile::TempDir,
     /// A tenant created at start-up, holding the keys of [`Self::inference_token`] and
     /// [`Self::audit_only_key`].
     #[allow(dead_code)]
@@ -229,7 +231,9 @@ async fn spawn(settings: Settings, engine: Option<Engine>) -> TestApp {
     init_logs();
     let db = TestDb::fresh().await;
     let auth = Authenticator::new(db.store().clone(), auth_config()).await.expect("authenticator");
-    let mut builder = AppState::builder(settings).auth(auth.clone()).store(db.store().clone());
+    let audit_dir = tempfile::tempdir().expect("audit dir");
+    let audit = enclave_gateway::audit::AuditLog::start(db.store().pool().clone(), audit_dir.path()).await.expect("audit writer");
+    let mut builder = AppState::builder(settings).auth(auth.clone()).store(db.store().clone()).audit(audit);
     if let Some(engine) = engine.clone() {
         builder = builder.engine(engine);
     }
@@ -241,6 +245,7 @@ async fn spawn(settings: Settings, engine: Option<Engine>) -> TestApp {
         http: reqwest::Client::new(),
         auth,
         db,
+        _audit_dir: audit_dir,
         home_tenant: TenantId::new(),
         inference_key: String::new(),
         audit_key: String::new(),
