@@ -3,8 +3,10 @@
 # on the same GGUF with the same thread count, one after the other in this run, and prints the
 # ratios ours / llama.cpp for prefill (512 tokens) and decode at 1, 8 and 16 sequences.
 #
-#   bench/compare-llama-cpp.sh [--model PATH] [--threads N] [--runs N]
+#   bench/compare-llama-cpp.sh [--model PATH] [--threads N] [--runs N] [--profile release|dev]
 #
+# --profile dev builds the workspace's dev profile (kernels and model-core at opt-level 3, no LTO),
+# which shares its build with `cargo test`: quicker on a busy machine, a little slower to run.
 # Figures are medians over --runs repetitions on each side. On a shared or busy machine they are
 # noisy: run it when nothing else is using the cores.
 set -euo pipefail
@@ -15,12 +17,14 @@ log() { printf '[compare] %s\n' "$*" >&2; }
 model=models/SmolLM2-135M-Instruct.Q4_1.gguf
 threads=2
 runs=3
+profile=release
 while [ $# -gt 0 ]; do
   case "$1" in
     --model) model=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --profile) profile=$2; shift 2 ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) log "unknown argument: $1"; exit 2 ;;
   esac
 done
@@ -42,9 +46,12 @@ if ! $py -c "import llama_cpp, sys; sys.exit(llama_cpp.__version__ != '$llama_ve
     "llama-cpp-python==$llama_version"
 fi
 
-log "building enclave (release)"
-cargo build --release -q -p enclave
-enclave="${CARGO_TARGET_DIR:-target}/release/enclave"
+log "building enclave ($profile)"
+case "$profile" in
+  release) cargo build --release -q -p enclave; enclave="${CARGO_TARGET_DIR:-target}/release/enclave" ;;
+  dev) cargo build -q -p enclave; enclave="${CARGO_TARGET_DIR:-target}/debug/enclave" ;;
+  *) log "unknown profile: $profile"; exit 2 ;;
+esac
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

@@ -2,6 +2,8 @@
 
 use half::f16;
 
+use crate::numerics::Numerics;
+
 /// ggml `rms_norm` then `mul`: squares in f32 summed in f64, scale = 1/sqrt(mean + eps),
 /// `out = (x * scale) * weight`.
 pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
@@ -44,21 +46,71 @@ pub fn expf_ggml(x: f32) -> f32 {
     }
 }
 
-/// Lanes handled by llama.cpp's 8-wide AVX2 loops; the rest go through libm like its scalar tail.
-pub(crate) fn simd_prefix(n: usize) -> usize {
-    n - n % 8
+/// llama.cpp's `ggml_v_expf` in its AVX-512 build for one lane: the same range reduction as
+/// [`expf_ggml`], but the polynomial adds the 1 itself and the result is `vscalefps(j, n)`
+/// (`j · 2^n`, one rounding, subnormals kept); `|n| > 192` saturates to 0 or inf.
+pub fn expf_ggml512(x: f32) -> f32 {
+    let f = f32::from_bits;
+    let r = f(0x4b40_0000);
+    let z = x.mul_add(f(0x3fb8_aa3b), r);
+    let n = z - r;
+    let b = (-n).mul_add(f(0x35bf_be8e), (-n).mul_add(f(0x3f31_7200), x));
+    if n.abs() > 192.0 {
+        return if n <= 0.0 { 0.0 } else { f32::INFINITY };
+    }
+    let u = b * b;
+    let j = f(0x3c07_2010)
+        .mul_add(b, f(0x3d2b_9f17))
+        .mul_add(u, f(0x3e2a_af33).mul_add(b, f(0x3eff_fedb)))
+        .mul_add(u, f(0x3f7f_fff6).mul_add(b, 1.0));
+    scalef(j, n)
 }
 
-/// llama.cpp's `ggml_vec_swiglu_f32`: `gate = gate / (1 + e^(0 - gate)) * up` with
-/// [`expf_ggml`] over whole runs of 8, then `x / (1 + expf(-x)) * g` (libm) for the tail.
-pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
+/// `vscalefps` for an integral `n` with `|n| <= 192`: the product is exact in f64, so the one
+/// rounding is the conversion to f32.
+pub(crate) fn scalef(j: f32, n: f32) -> f32 {
+    (f64::from(j) * 2f64.powi(n as i32)) as f32
+}
+
+/// One lane of the build's vector `expf`.
+pub fn expf_for(numerics: Numerics, x: f32) -> f32 {
+    match numerics {
+        Numerics::Avx2 => expf_ggml(x),
+        Numerics::Avx512 => expf_ggml512(x),
+    }
+}
+
+/// Lanes handled by llama.cpp's vector loops; the rest go through libm like its scalar tail.
+pub(crate) fn simd_prefix(numerics: Numerics, n: usize) -> usize {
+    n - n % numerics.lanes()
+}
+
+/// llama.cpp's `ggml_vec_swiglu_f32`: `gate = gate / (1 + e^(0 - gate)) * up` with the build's
+/// vector expf over whole vectors, then `x / (1 + expf(-x)) * g` (libm) for the tail.
+pub fn silu_mul(numerics: Numerics, gate: &mut [f32], up: &[f32]) {
     let n = gate.len().min(up.len());
-    let m = simd_prefix(n);
+    let m = simd_prefix(numerics, n);
     for (g, &u) in gate[..m].iter_mut().zip(&up[..m]) {
-        *g = *g / (1.0 + expf_ggml(0.0 - *g)) * u;
+        *g = *g / (1.0 + expf_for(numerics, 0.0 - *g)) * u;
     }
     for (g, &u) in gate[m..n].iter_mut().zip(&up[m..n]) {
         *g = *g / (1.0 + (-*g).exp()) * u;
+    }
+}
+
+/// `_mm512_reduce_add_ps` as GCC builds it: halves added (lane i + lane i+8), then the 8-lane
+/// [`hsum8`] order on the result.
+pub fn hsum16(l: &[f32; 16]) -> f32 {
+    hsum8(&std::array::from_fn(|i| l[i] + l[i + 8]))
+}
+
+/// The build's horizontal sum of one vector register (`lanes.len()` is 8 or 16).
+pub fn hsum_for(lanes: &[f32]) -> f32 {
+    match lanes.len() {
+        16 => hsum16(&std::array::from_fn(|i| lanes[i])),
+        _ => hsum8(&std::array::from_fn(|i| {
+            lanes.get(i).copied().unwrap_or(0.0)
+        })),
     }
 }
 
@@ -76,22 +128,23 @@ pub fn add_inplace(a: &mut [f32], b: &[f32]) {
 }
 
 /// llama.cpp's `ggml_compute_forward_soft_max_f32` on one row (no scale, no mask): max, then
-/// [`expf_ggml`] over runs of 8 whose sums ([`hsum8`]) accumulate in f64, libm `expf` for the
-/// tail, and every value scaled by `(1 / sum) as f32`. An all -inf row is left unchanged.
-pub fn softmax_inplace(x: &mut [f32]) {
+/// the build's vector expf over whole vectors whose horizontal sums ([`hsum8`] / [`hsum16`])
+/// accumulate in f64, libm `expf` for the tail, and every value scaled by `(1 / sum) as f32`.
+/// An all -inf row is left unchanged.
+pub fn softmax_inplace(numerics: Numerics, x: &mut [f32]) {
     let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     if max == f32::NEG_INFINITY {
         return;
     }
-    let m = simd_prefix(x.len());
+    let m = simd_prefix(numerics, x.len());
     let mut sum = 0f64;
-    for chunk in x[..m].chunks_exact_mut(8) {
-        let mut l = [0f32; 8];
+    for chunk in x[..m].chunks_exact_mut(numerics.lanes()) {
+        let mut l = [0f32; 16];
         for (o, v) in l.iter_mut().zip(chunk.iter_mut()) {
-            *v = expf_ggml(*v - max);
+            *v = expf_for(numerics, *v - max);
             *o = *v;
         }
-        sum += f64::from(hsum8(&l));
+        sum += f64::from(hsum_for(&l[..chunk.len()]));
     }
     for v in &mut x[m..] {
         *v = (*v - max).exp();

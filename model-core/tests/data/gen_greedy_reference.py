@@ -4,8 +4,12 @@
 Writes greedy_reference.json next to this script: for five fixed prompts (English, Chinese,
 code, a ~2k-token prompt, a chat-template prompt) the prompt ids exactly as fed (no BOS: the
 demo GGUF says add_bos_token=false), 48 greedily chosen ids (argmax of the logits, stopping
-early only at an end-of-generation token), and the top-5 logits of the first generated
-position. Generation runs twice and must agree, so the data does not record a fluke.
+early only at an end-of-generation token), the top-5 logits of the first generated
+position, and for every generated position the gap between the best and second-best logit
+(how near a tie each choice was). Generation runs twice and must agree, so the data does not
+record a fluke. The prompt is evaluated in llama.cpp's default batches of 512 tokens, so every
+prompt token goes through its batched kernels and every generated token through its
+single-token ones.
 
 Usage: python3 model-core/tests/data/gen_greedy_reference.py [path/to/model.gguf]
 """
@@ -84,22 +88,30 @@ def chat_prompt(llm: llama_cpp.Llama) -> tuple[str, str, str]:
     return text, bos, eos
 
 
-def generate(llm: llama_cpp.Llama, prompt_ids: list[int]) -> tuple[list[int], list[dict]]:
+def generate(llm: llama_cpp.Llama, prompt_ids: list[int]) -> tuple[list[int], list[dict], list[float]]:
     llm.reset()
     llm.eval(prompt_ids)
     generated: list[int] = []
     top5: list[dict] = []
+    gaps: list[float] = []
     for step in range(N_GENERATE):
         logits = np.asarray(llm.scores[llm.n_tokens - 1], dtype=np.float32)
+        order = np.argsort(-logits, kind="stable")
         if step == 0:
-            order = np.argsort(-logits, kind="stable")[:5]
-            top5 = [{"id": int(i), "logit": float(logits[i])} for i in order]
+            top5 = [{"id": int(i), "logit": float(logits[i])} for i in order[:5]]
+        gaps.append(round(float(logits[order[0]] - logits[order[1]]), 6))
         next_id = int(np.argmax(logits))
         generated.append(next_id)
         if llama_cpp.llama_vocab_is_eog(llm._model.vocab, next_id):
             break
         llm.eval([next_id])
-    return generated, top5
+    return generated, top5, gaps
+
+
+def build_numerics() -> str:
+    """"avx512" when this llama.cpp build uses AVX-512 (16-lane sums, its own expf), else "avx2"."""
+    info = llama_cpp.llama_print_system_info().decode()
+    return "avx512" if "AVX512 = 1" in info else "avx2"
 
 
 def main() -> None:
@@ -124,8 +136,8 @@ def main() -> None:
     cases = []
     for name, text, parse_special in prompts:
         ids = llm.tokenize(text.encode(), add_bos=False, special=parse_special)
-        first, top5 = generate(llm, ids)
-        second, _ = generate(llm, ids)
+        first, top5, gaps = generate(llm, ids)
+        second, _, _ = generate(llm, ids)
         if first != second:
             raise SystemExit(f"{name}: llama.cpp greedy output differs between two runs")
         case = {
@@ -136,6 +148,7 @@ def main() -> None:
             "generated_ids": first,
             "generated_text": llm.detokenize(first, special=True).decode("utf-8", errors="replace"),
             "first_step_top5": top5,
+            "top2_logit_gaps": gaps,
         }
         if name == "chat":
             case["messages"] = CHAT_MESSAGES
@@ -154,6 +167,10 @@ def main() -> None:
         "seed": SEED,
         "sampling": "greedy argmax of llama.cpp logits (temperature 0), no repeat penalty",
         "n_generate": N_GENERATE,
+        "n_batch": llm.n_batch,
+        # The float arithmetic of this llama.cpp build (its vector width); the test pins the
+        # engine to the same (enclave_kernels::Numerics), whatever CPU it runs on.
+        "numerics": build_numerics(),
     }
     refjson.write(HERE / "greedy_reference.json", header, cases)
 
