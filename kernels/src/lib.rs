@@ -4,24 +4,18 @@
 //! binary runs on any x86-64 (and builds on aarch64). `ENCLAVE_KERNELS=reference|avx2` forces
 //! a level.
 
-mod attn;
 mod blocks;
 mod dispatch;
 mod error;
 mod ggml;
 mod lora;
 mod matmul;
-mod numerics;
 mod ops;
 mod qmatrix;
 mod quantize;
 #[cfg(target_arch = "x86_64")]
 mod quantize_avx2;
 
-pub use attn::{
-    CHAIN_ALIGN, F16DotOrder, ROW_PAD, attn_scores, attn_scores_at, attn_softmax_f16,
-    attn_softmax_f16_at, attn_weighted_sum, attn_weighted_sum_at,
-};
 pub use blocks::{
     BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1, QK, WeightFormat,
 };
@@ -31,7 +25,6 @@ pub use dispatch::{
 pub use error::KernelError;
 pub use lora::{LoraFactors, lora_row, lora_row_at};
 pub use matmul::{MatmulScratch, matmul, matmul_at, matmul_into_with_scratch};
-pub use numerics::{Numerics, numerics, set_numerics};
 pub use ops::{
     add_inplace, axpy_f16_f32, axpy_f16_f32_at, dot_f16_f32, dot_f16_f32_at, dot_f32, dot_f32_at,
     f32_to_f16_row, f32_to_f16_row_at, rms_norm, silu_mul, silu_mul_at, softmax_inplace,
@@ -42,7 +35,6 @@ pub use quantize::{quantize_row_q8_0, quantize_row_q8_1};
 
 /// Scalar oracles, public for tests and benches.
 pub mod reference {
-    pub use crate::attn::reference::{dot as attn_dot, reduce32, reduce64};
     pub use crate::matmul::reference::{dequantize_ggml, matmul_ggml};
     pub use crate::ops::reference::*;
     pub use crate::lora::reference::lora_row;

@@ -1,6 +1,6 @@
-//! AVX2 activation quantization: ggml's x86 `quantize_row_q8_0`/`q8_1` instruction for
-//! instruction (multiplier 127/amax, round half to even), bit-identical to
-//! `quantize::quantize_block`.
+//! AVX2 activation quantization, bit-identical to `quantize::quantize_block` (ggml's reference
+//! semantics): the same f32 amax, d, id and product per element, and `roundf` rebuilt exactly
+//! as truncate-then-adjust (x - trunc(x) is exact in f32).
 
 use std::arch::x86_64::*;
 
@@ -20,12 +20,19 @@ pub(crate) unsafe fn quantize_block(x: &[f32], q: &mut [i8]) -> (f32, i32) {
         let m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
         let amax = _mm_cvtss_f32(_mm_max_ss(m2, _mm_movehdup_ps(m2)));
         let d = amax / 127.0;
-        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         let idv = _mm256_set1_ps(id);
+        let half = _mm256_set1_ps(0.5);
+        let one = _mm256_set1_ps(1.0);
         let r: [__m256i; 4] = std::array::from_fn(|i| {
             let p = _mm256_mul_ps(v[i], idv);
-            let t = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(p);
-            _mm256_cvtps_epi32(t)
+            let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(p);
+            let frac = _mm256_andnot_ps(sign, _mm256_sub_ps(p, t));
+            let bump = _mm256_and_ps(
+                _mm256_cmp_ps::<_CMP_GE_OQ>(frac, half),
+                _mm256_or_ps(one, _mm256_and_ps(sign, p)),
+            );
+            _mm256_cvttps_epi32(_mm256_add_ps(t, bump))
         });
         let s = _mm256_add_epi32(_mm256_add_epi32(r[0], r[1]), _mm256_add_epi32(r[2], r[3]));
         let s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s));

@@ -346,217 +346,52 @@ fn matrix_metadata() {
 mod ops {
     use super::*;
     use enclave_kernels::{
-        Numerics, axpy_f16_f32_at, dot_f16_f32_at, dot_f32_at, f32_to_f16_row_at, rms_norm,
-        silu_mul_at, softmax_inplace_at,
+        axpy_f16_f32_at, dot_f16_f32_at, dot_f32_at, f32_to_f16_row_at, rms_norm, silu_mul_at,
+        softmax_inplace_at,
     };
-
-    /// Both llama.cpp builds' arithmetic, whatever this CPU has.
-    const NUMERICS: [Numerics; 2] = [Numerics::Avx2, Numerics::Avx512];
 
     fn close(a: f32, b: f32, rel: f32) -> bool {
         (a - b).abs() <= rel * a.abs().max(b.abs()).max(1e-6)
     }
 
     #[test]
-    fn silu_and_softmax_are_bit_identical_across_levels() {
+    fn silu_and_softmax_match_reference() {
         let mut rng = Rng(21);
-        for numerics in NUMERICS {
-            for n in [1, 7, 8, 17, 33, 1536] {
-                let mut gate0: Vec<f32> = (0..n).map(|_| rng.unit() * 12.0).collect();
-                if n > 16 {
-                    gate0[16] = -100.0; // exp(100): 2^n past the normal range (AVX-512 vscalef)
-                }
-                let up: Vec<f32> = (0..n).map(|_| rng.unit()).collect();
-                let mut want = gate0.clone();
-                reference::silu_mul(numerics, &mut want, &up);
-                for (i, (&w, (&g, &u))) in want.iter().zip(gate0.iter().zip(&up)).enumerate() {
-                    let exact = (g as f64 / (1.0 + (-g as f64).exp()) * u as f64) as f32;
+        for n in [1, 7, 8, 33, 1536] {
+            let gate0: Vec<f32> = (0..n).map(|_| rng.unit() * 12.0).collect();
+            let up: Vec<f32> = (0..n).map(|_| rng.unit()).collect();
+            let mut want = gate0.clone();
+            reference::silu_mul(&mut want, &up);
+            let mut sm_want: Vec<f32> = gate0.iter().map(|v| v * 4.0).collect();
+            if n > 2 {
+                sm_want[1] = f32::NEG_INFINITY; // a causal mask entry
+            }
+            let sm_in = sm_want.clone();
+            reference::softmax_inplace(&mut sm_want);
+            for level in available_levels() {
+                let mut got = gate0.clone();
+                silu_mul_at(level, &mut got, &up).expect("same lengths");
+                for i in 0..n {
                     assert!(
-                        close(w, exact, 1e-6),
-                        "silu {numerics:?} n={n} i={i}: {w} vs {exact}"
+                        close(got[i], want[i], 2e-6),
+                        "silu {level:?} n={n} i={i}: {} vs {}",
+                        got[i],
+                        want[i]
                     );
                 }
-                let mut sm_want: Vec<f32> = gate0.iter().map(|v| v * 4.0).collect();
+                let mut sm = sm_in.clone();
+                softmax_inplace_at(level, &mut sm);
+                for i in 0..n {
+                    assert!(
+                        (sm[i] - sm_want[i]).abs() <= 2e-6 * sm_want[i].max(1e-30) + 1e-12,
+                        "softmax {level:?} n={n} i={i}"
+                    );
+                }
                 if n > 2 {
-                    sm_want[1] = f32::NEG_INFINITY; // a causal mask entry
-                }
-                let sm_in = sm_want.clone();
-                reference::softmax_inplace(numerics, &mut sm_want);
-                let total: f64 = sm_want.iter().map(|&v| v as f64).sum();
-                assert!((total - 1.0).abs() < 1e-5, "softmax sums to {total}");
-                for level in available_levels() {
-                    let mut got = gate0.clone();
-                    silu_mul_at(level, numerics, &mut got, &up).expect("same lengths");
-                    assert!(same_bits(&got, &want), "silu {level:?} {numerics:?} n={n}");
-                    let mut sm = sm_in.clone();
-                    softmax_inplace_at(level, numerics, &mut sm);
-                    assert!(
-                        same_bits(&sm, &sm_want),
-                        "softmax {level:?} {numerics:?} n={n}"
-                    );
-                    if n > 2 {
-                        assert_eq!(sm[1], 0.0);
-                    }
+                    assert_eq!(sm[1], 0.0);
                 }
             }
         }
-    }
-
-    #[test]
-    fn ggml_expf_is_within_two_ulp_and_saturates_like_llama_cpp() {
-        for expf in [reference::expf_ggml, reference::expf_ggml512] {
-            let mut x = -104.0f32;
-            while x < 88.0 {
-                let got = expf(x);
-                let exact = (x as f64).exp();
-                let ulp = (exact as f32).to_bits().abs_diff(got.to_bits());
-                assert!(
-                    ulp <= 2 || exact < 1e-37,
-                    "expf({x}) = {got}, exact {exact}, {ulp} ulp"
-                );
-                x += 0.0137;
-            }
-            assert_eq!(expf(f32::NEG_INFINITY), 0.0);
-            assert_eq!(expf(0.0), 1.0);
-            assert_eq!(expf(-200.0), 0.0);
-            assert!(expf(100.0).is_infinite());
-        }
-        // The two builds' polynomials round differently somewhere in a plain range.
-        let differ = (0..10_000)
-            .map(|i| -10.0 + i as f32 * 0.001)
-            .any(|x| reference::expf_ggml(x).to_bits() != reference::expf_ggml512(x).to_bits());
-        assert!(differ, "the AVX2 and AVX-512 expf should not be identical");
-    }
-
-    #[test]
-    fn attention_sums_are_bit_identical_across_levels() {
-        use enclave_kernels::{
-            F16DotOrder, attn_scores_at, attn_softmax_f16_at, attn_weighted_sum_at,
-        };
-        let mut rng = Rng(77);
-        let cases = [
-            (64, 1, 1),
-            (64, 37, 3),
-            (64, 200, 12),
-            (32, 9, 2),
-            (48, 17, 2),
-            (40, 5, 1),
-            (128, 70, 2),
-        ];
-        for numerics in NUMERICS {
-            for (d, nk, nq) in cases {
-                let keys: Vec<Vec<f16>> = (0..nk)
-                    .map(|_| (0..d).map(|_| f16::from_f32(rng.unit() * 3.0)).collect())
-                    .collect();
-                let key_refs: Vec<&[f16]> = keys.iter().map(|k| k.as_slice()).collect();
-                let queries: Vec<f32> = (0..nq * d)
-                    .map(|_| f16::from_f32(rng.unit() * 2.0).to_f32())
-                    .collect();
-                for order in [F16DotOrder::Single, F16DotOrder::Batch] {
-                    let tag = format!("{numerics:?} {order:?} d={d} nk={nk}");
-                    let mut want = vec![0f32; nq * nk];
-                    attn_scores_at(
-                        KernelLevel::Reference,
-                        numerics,
-                        order,
-                        &key_refs,
-                        &queries,
-                        d,
-                        0.125,
-                        &mut want,
-                    )
-                    .expect("shapes");
-                    for (j, q) in queries.chunks_exact(d).enumerate() {
-                        for (p, k) in keys.iter().enumerate() {
-                            let exact: f64 = k
-                                .iter()
-                                .zip(q)
-                                .map(|(a, b)| a.to_f64() * *b as f64)
-                                .sum::<f64>()
-                                * 0.125;
-                            assert!((want[j * nk + p] as f64 - exact).abs() < 1e-4, "{tag}");
-                        }
-                    }
-                    let mut probs = want[..nk].to_vec();
-                    probs.resize(nk.next_multiple_of(16), f32::NEG_INFINITY);
-                    let mut probs_want = probs.clone();
-                    attn_softmax_f16_at(KernelLevel::Reference, numerics, &mut probs_want)
-                        .expect("padded");
-                    let mut out_want = vec![0f32; d];
-                    attn_weighted_sum_at(
-                        KernelLevel::Reference,
-                        numerics,
-                        order,
-                        &probs_want[..nk],
-                        &key_refs,
-                        &mut out_want,
-                    )
-                    .expect("shapes");
-                    for (c, &o) in out_want.iter().enumerate() {
-                        let exact: f64 = (0..nk)
-                            .map(|p| probs_want[p] as f64 * keys[p][c].to_f64())
-                            .sum();
-                        assert!((o as f64 - exact).abs() < 1e-4, "weighted sum {tag}");
-                    }
-                    for level in available_levels() {
-                        let mut got = vec![0f32; nq * nk];
-                        attn_scores_at(
-                            level, numerics, order, &key_refs, &queries, d, 0.125, &mut got,
-                        )
-                        .expect("shapes");
-                        assert!(same_bits(&got, &want), "scores {level:?} {tag}");
-                        let mut p = probs.clone();
-                        attn_softmax_f16_at(level, numerics, &mut p).expect("padded");
-                        assert!(same_bits(&p, &probs_want), "softmax {level:?} {tag}");
-                        let mut out = vec![0f32; d];
-                        attn_weighted_sum_at(level, numerics, order, &p[..nk], &key_refs, &mut out)
-                            .expect("shapes");
-                        assert!(same_bits(&out, &out_want), "weighted sum {level:?} {tag}");
-                    }
-                }
-            }
-        }
-        let mut odd = vec![0f32; 8];
-        assert!(attn_softmax_f16_at(KernelLevel::Reference, Numerics::Avx2, &mut odd).is_err());
-    }
-
-    #[test]
-    fn attention_orders_follow_llama_cpp_chains() {
-        use enclave_kernels::{F16DotOrder, reference::attn_dot};
-        // A big term (2^24, where f32 steps by 2) plus ones: a 1 added to it alone vanishes
-        // (ties to even), two ones summed first survive. Which ones meet first is the order.
-        let big = 16_777_216.0f32;
-        let dot = |numerics, order, ones: &[usize]| {
-            let mut k = vec![f16::from_f32(0.0); 64];
-            let mut q = vec![1.0f32; 64];
-            k[0] = f16::from_f32(1.0);
-            q[0] = big;
-            for &i in ones {
-                k[i] = f16::from_f32(1.0);
-            }
-            attn_dot(numerics, order, &k, &q)
-        };
-        use F16DotOrder::{Batch, Single};
-        use Numerics::{Avx2, Avx512};
-        // Batch: indices 8 and 24 share lane 0 with the big term, one after the other.
-        assert_eq!(dot(Avx2, Batch, &[8, 24]), big);
-        // Single: chains 8 and 24 (accumulators 1 and 3) add before meeting chain 0.
-        assert_eq!(dot(Avx2, Single, &[8, 24]), big + 2.0);
-        // Batch's final sum: ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)).
-        assert_eq!(dot(Avx2, Batch, &[1, 5]), big + 2.0);
-        assert_eq!(dot(Avx2, Batch, &[4, 2]), big);
-        // Single's: lanes ((s0+s4)+(s1+s5)) + ((s2+s6)+(s3+s7)).
-        assert_eq!(dot(Avx2, Single, &[2, 6]), big + 2.0);
-        assert_eq!(dot(Avx2, Single, &[4, 1]), big);
-        // AVX-512 Batch: 16 lanes, so 8 is its own lane; lane 0 collects 16, 32, 48.
-        assert_eq!(dot(Avx512, Batch, &[16, 48]), big);
-        assert_eq!(dot(Avx512, Batch, &[8, 24]), big + 2.0);
-        // _mm512_reduce_add_ps: halves first (lane 8 meets lane 0 last-but-all), so 4 and 12
-        // meet each other before lane 0's group.
-        assert_eq!(dot(Avx512, Batch, &[4, 12]), big + 2.0);
-        // AVX-512 Single: 64 chains (16 and 48 = accumulators 1 and 3, lane 0) add first.
-        assert_eq!(dot(Avx512, Single, &[16, 48]), big + 2.0);
-        assert_eq!(dot(Avx512, Single, &[32, 1]), big);
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! AVX2 + FMA + F16C kernels over the 8-row interleaved layout (see `qmatrix`): vector lane r
 //! accumulates output row r, so no horizontal sums, and the per-lane f32 operations are the
-//! reference's. For quantized formats each (row, token) keeps llama.cpp's 8 per-lane chains (one
-//! per run of 4 codes) in 8 registers, summed at the end in `hsum_float_8`'s order. Integer dot products use `vpmaddubsw` (unsigned weight codes × signed
+//! reference's. Integer dot products use `vpmaddubsw` (unsigned weight codes × signed
 //! activations) with exact i16 partial sums: Q4 pairs are ≤ 2·15·127, eight of them fit i16;
 //! 5-bit pairs ≤ 2·31·127, four fit; Q8_0 uses ggml's sign trick and widens every product.
 
@@ -127,8 +126,7 @@ unsafe fn quant_tile<
     let nb = cx.nb;
     let ones = _mm256_set1_epi16(1);
     let low = _mm256_set1_epi8(0x0F);
-    // acc[i][j]: token i, run j of 4 codes; lane r = row r (llama.cpp's lane j of row r).
-    let mut acc = [[_mm256_setzero_ps(); 8]; T];
+    let mut acc = [_mm256_setzero_ps(); T];
     // SAFETY: all pointers stay inside the group's blocks and the tile's tokens, by construction
     // of the packed layout (groups*nb blocks) and of QuantActs (tokens*cols codes).
     unsafe {
@@ -157,33 +155,42 @@ unsafe fn quant_tile<
             };
             for i in 0..T {
                 let xb = xq[i].add(b * 32);
-                let ab = (t0 + i) * nb + b;
-                let scale = _mm256_mul_ps(dw, _mm256_set1_ps(*a.d.get_unchecked(ab)));
-                for k in 0..8 {
-                    let p = if SIGNED {
+                let sumi = if NIB {
+                    let mut s = _mm256_maddubs_epi16(w[0], bcast4(xb, 0));
+                    for (k, wk) in w.iter().enumerate().skip(1) {
+                        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(*wk, bcast4(xb, k)));
+                    }
+                    _mm256_madd_epi16(s, ones)
+                } else if SIGNED {
+                    let mut s = _mm256_setzero_si256();
+                    for k in 0..8 {
                         let xs = _mm256_sign_epi8(bcast4(xb, k), w[k]);
-                        _mm256_madd_epi16(_mm256_maddubs_epi16(wabs[k], xs), ones)
-                    } else {
-                        _mm256_madd_epi16(_mm256_maddubs_epi16(w[k], bcast4(xb, k)), ones)
-                    };
-                    let p = if OFF != 0 {
-                        let s4 = *a.isum.get_unchecked(ab * 8 + k);
-                        _mm256_sub_epi32(p, _mm256_set1_epi32(OFF * s4))
-                    } else {
-                        p
-                    };
-                    acc[i][k] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(p), acc[i][k]);
-                }
+                        s = _mm256_add_epi32(
+                            s,
+                            _mm256_madd_epi16(_mm256_maddubs_epi16(wabs[k], xs), ones),
+                        );
+                    }
+                    s
+                } else {
+                    let mut lo = _mm256_maddubs_epi16(w[0], bcast4(xb, 0));
+                    let mut hi = _mm256_maddubs_epi16(w[4], bcast4(xb, 4));
+                    for k in 1..4 {
+                        lo = _mm256_add_epi16(lo, _mm256_maddubs_epi16(w[k], bcast4(xb, k)));
+                        hi =
+                            _mm256_add_epi16(hi, _mm256_maddubs_epi16(w[k + 4], bcast4(xb, k + 4)));
+                    }
+                    _mm256_add_epi32(_mm256_madd_epi16(lo, ones), _mm256_madd_epi16(hi, ones))
+                };
+                let ab = (t0 + i) * nb + b;
+                let sumi = if OFF != 0 {
+                    _mm256_sub_epi32(sumi, _mm256_set1_epi32(OFF * *a.isum.get_unchecked(ab)))
+                } else {
+                    sumi
+                };
+                let scale = _mm256_mul_ps(dw, _mm256_set1_ps(*a.d.get_unchecked(ab)));
+                acc[i] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sumi), acc[i]);
             }
         }
-        // hsum_float_8's order over the runs: ((0+4) + (2+6)) + ((1+5) + (3+7)).
-        let mut sums: [__m256; T] = std::array::from_fn(|i| {
-            let a = &acc[i];
-            _mm256_add_ps(
-                _mm256_add_ps(_mm256_add_ps(a[0], a[4]), _mm256_add_ps(a[2], a[6])),
-                _mm256_add_ps(_mm256_add_ps(a[1], a[5]), _mm256_add_ps(a[3], a[7])),
-            )
-        });
         if MIN {
             let mptr = p.m.as_ptr().add(g * nb * GROUP).cast::<__m128i>();
             let mut acc2 = [_mm256_setzero_ps(); T];
@@ -198,10 +205,10 @@ unsafe fn quant_tile<
                 }
             }
             for i in 0..T {
-                sums[i] = _mm256_add_ps(sums[i], acc2[i]);
+                acc[i] = _mm256_add_ps(acc[i], acc2[i]);
             }
         }
-        for (i, v) in sums.iter().enumerate() {
+        for (i, v) in acc.iter().enumerate() {
             cx.store(g, t0 + i, *v);
         }
     }

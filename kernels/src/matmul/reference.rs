@@ -1,7 +1,7 @@
-//! Scalar matmul: the oracle. Quantized formats follow llama.cpp's AVX2 `ggml_vec_dot_*` exactly:
-//! per block and per run j of 4 codes, `lane[j] = fma(d_w*d_x, Σ4 code·x, lane[j])`; at the end
-//! the 8 lanes are summed as `hsum_float_8` does, and for Q4_1/Q5_1 the chain
-//! `summs = fma(m_w, s_x, summs)` is added. Float formats: `acc = fma(w, x, acc)` over columns.
+//! Scalar matmul: the oracle. Per output it performs the exact f32 operation sequence the SIMD
+//! lanes perform (per block: `acc = fma(d_w*d_x, sumi, acc)`, and for Q4_1/Q5_1 a second chain
+//! `acc2 = fma(m_w, s_x, acc2)` added at the end; float formats: `acc = fma(w, x, acc)` over
+//! columns), which is llama.cpp's per-block formula with a fixed summation order.
 
 use super::{Input, Out, blocks_per_row};
 use crate::blocks::{BlockQ8_1, QK, WeightFormat};
@@ -76,22 +76,21 @@ fn dot_quant(
     x: &ActView<'_>,
 ) -> f32 {
     let has_min = matches!(format, WeightFormat::Q4_1 | WeightFormat::Q5_1);
-    let (mut lanes, mut acc2) = ([0f32; 8], 0f32);
+    let (mut acc, mut acc2) = (0f32, 0f32);
     for b in 0..nb {
         let blk = block(b);
         let (xq, dx, sx) = x.block(b);
-        let scale = blk.d.to_f32() * dx;
-        for (j, lane) in lanes.iter_mut().enumerate() {
-            let p: i32 = (4 * j..4 * j + 4)
-                .map(|e| code_value(format, blk.q[e]) * xq[e] as i32)
-                .sum();
-            *lane = scale.mul_add(p as f32, *lane);
-        }
+        let sumi: i32 = blk
+            .q
+            .iter()
+            .zip(xq)
+            .map(|(&c, &q)| code_value(format, c) * q as i32)
+            .sum();
+        acc = (blk.d.to_f32() * dx).mul_add(sumi as f32, acc);
         if has_min {
             acc2 = blk.m.to_f32().mul_add(sx, acc2);
         }
     }
-    let acc = crate::ops::reference::hsum8(&lanes);
     if has_min { acc + acc2 } else { acc }
 }
 

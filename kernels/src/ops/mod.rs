@@ -3,14 +3,13 @@
 //! since they run per (token, key) and their callers slice both sides from the same head_dim.
 
 #[cfg(target_arch = "x86_64")]
-pub(crate) mod avx2;
+mod avx2;
 pub mod reference;
 
 use half::f16;
 
 use crate::dispatch::{KernelLevel, active_level};
 use crate::error::{KernelError, check_len};
-use crate::numerics::{Numerics, numerics};
 
 /// Whether the AVX2 versions may run (x86-64 with AVX2+FMA+F16C and that level active).
 #[inline]
@@ -42,23 +41,18 @@ pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) -> Result<
     Ok(())
 }
 
-/// `gate = silu(gate) * up` in the arithmetic of [`numerics`].
+/// `gate = silu(gate) * up`.
 pub fn silu_mul(gate: &mut [f32], up: &[f32]) -> Result<(), KernelError> {
-    silu_mul_at(active_level(), numerics(), gate, up)
+    silu_mul_at(active_level(), gate, up)
 }
 
-/// [`silu_mul`] at a given level and arithmetic (tests).
-pub fn silu_mul_at(
-    level: KernelLevel,
-    numerics: Numerics,
-    gate: &mut [f32],
-    up: &[f32],
-) -> Result<(), KernelError> {
+/// [`silu_mul`] at a given level (tests).
+pub fn silu_mul_at(level: KernelLevel, gate: &mut [f32], up: &[f32]) -> Result<(), KernelError> {
     check_len("silu_mul up", gate.len(), up.len())?;
     if !level.is_supported() {
         return Err(unsupported(level));
     }
-    let r: Result<(), KernelError> = (|| dispatch!(level, silu_mul(numerics, gate, up)))();
+    let r: Result<(), KernelError> = (|| dispatch!(level, silu_mul(gate, up)))();
     r
 }
 
@@ -69,22 +63,19 @@ pub fn add_inplace(a: &mut [f32], b: &[f32]) -> Result<(), KernelError> {
     Ok(())
 }
 
-/// In-place softmax of one row (an all -inf row is left unchanged), in the arithmetic of
-/// [`numerics`].
+/// In-place softmax of one row (an all -inf row is left unchanged).
 pub fn softmax_inplace(x: &mut [f32]) {
-    softmax_inplace_at(active_level(), numerics(), x)
+    softmax_inplace_at(active_level(), x)
 }
 
-/// [`softmax_inplace`] at a given level and arithmetic (tests); an unsupported level runs the
-/// reference.
-pub fn softmax_inplace_at(level: KernelLevel, numerics: Numerics, x: &mut [f32]) {
+/// [`softmax_inplace`] at a given level (tests); an unsupported level runs the reference.
+pub fn softmax_inplace_at(level: KernelLevel, x: &mut [f32]) {
     let level = if level.is_supported() {
         level
     } else {
         KernelLevel::Reference
     };
-    let r: Result<_, std::convert::Infallible> =
-        (|| dispatch!(level, softmax_inplace(numerics, x)))();
+    let r: Result<_, std::convert::Infallible> = (|| dispatch!(level, softmax_inplace(x)))();
     match r {
         Ok(v) => v,
     }
