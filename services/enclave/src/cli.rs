@@ -10,8 +10,8 @@ use crate::telemetry::LogFormat;
 #[derive(Parser, Debug)]
 #[command(name = "enclave", version, about = "Private-deployment multi-tenant LLM platform")]
 pub struct Cli {
-    /// Log output format.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "ENCLAVE_LOG_FORMAT")]
+    /// Log output format: `auto` is text on a terminal, JSON lines otherwise.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto, env = "ENCLAVE_LOG_FORMAT")]
     pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
@@ -38,6 +38,8 @@ pub enum Command {
 pub enum BenchCommand {
     /// Prefill and decode throughput of the inference engine.
     Engine(commands::bench::engine::EngineBenchArgs),
+    /// Gateway requests/s and p50/p99 of an authenticated route; overhead on a 1-token completion.
+    Gateway(commands::bench::gateway::GatewayBenchArgs),
     /// Sensitive-word matching throughput, streaming overhead and compile time.
     Policy,
     /// Durable audit records/s, append latency, export and verify rows/s, export peak RSS.
@@ -81,6 +83,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Engine(args)) => commands::bench::engine::run(args),
         Command::Bench(BenchCommand::Audit(args)) => commands::bench::audit::run_bench(args),
         Command::Audit(args) => commands::audit::run(args),
+        Command::Bench(BenchCommand::Gateway(args)) => commands::bench::gateway::run(args),
         Command::Bench(BenchCommand::Policy) => {
             enclave_policy::bench::run(&mut |f| commands::bench::emit(f.bench, &f.metric, f.value, f.unit));
             Ok(())

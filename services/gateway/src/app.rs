@@ -62,6 +62,10 @@ impl Server {
         let mut server = HttpServer::new(move || build_app(factory_state.clone()))
             .disable_signals()
             .shutdown_timeout(server_settings.shutdown_timeout_secs)
+            // A client that closes its side has gone (HTTP clients do not half-close while
+            // waiting for an answer): dropping its request at once cancels its generation, also
+            // a non-streaming one that has not written a byte yet.
+            .h1_allow_half_closed(false)
             .keep_alive(Duration::from_secs(server_settings.keep_alive_secs));
         if server_settings.workers > 0 {
             server = server.workers(server_settings.workers);

@@ -74,6 +74,7 @@ pub async fn request_context(
         path = %req.path(),
         tenant_id = tracing::field::Empty,
         actor = tracing::field::Empty,
+        end_user = tracing::field::Empty,
     );
     let started = Instant::now();
     // Handlers and extractors turn their errors into responses, so an `Err` here is rare (a
@@ -126,6 +127,18 @@ fn render_errors(res: ServiceResponse<BoxBody>, format: Format, request_id: &Req
     let rendered = api_error.render(format, Some(request_id.as_str()));
     let (req, _) = res.into_parts();
     ServiceResponse::new(req, rendered)
+}
+
+/// Longest `user` (the caller's end-user id) put on a log line; longer ids are cut.
+const MAX_END_USER_CHARS: usize = 256;
+
+/// Puts the OpenAI `user` field (the caller's own end-user id) on the request's log lines, so
+/// an operator can find one end user's requests; it is not interpreted otherwise.
+pub fn record_end_user(user: Option<&str>) {
+    if let Some(user) = user {
+        let cut: String = user.chars().take(MAX_END_USER_CHARS).collect();
+        tracing::Span::current().record("end_user", cut.as_str());
+    }
 }
 
 /// Display of an error with its `source()` chain, for logs.

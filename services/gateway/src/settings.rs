@@ -183,6 +183,13 @@ impl Default for LogSettings {
     }
 }
 
+/// `ENCLAVE_<SECTION>__<KEY>` variables. Every setting lives in a section, so a variable
+/// without `__` is never one: those belong to the command line (`ENCLAVE_MODEL`,
+/// `ENCLAVE_THREADS`, `ENCLAVE_LOG`, `ENCLAVE_CONFIG`, ...) and are left to it.
+fn settings_env() -> Env {
+    Env::prefixed("ENCLAVE_").filter(|key| key.as_str().contains("__")).split("__")
+}
+
 impl Settings {
     /// Defaults ← `file` (when given) ← `ENCLAVE_*` environment, then validated.
     pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
@@ -193,7 +200,7 @@ impl Settings {
             }
             figment = figment.merge(Toml::file_exact(file));
         }
-        Settings::from_figment(figment.merge(Env::prefixed("ENCLAVE_").split("__")))
+        Settings::from_figment(figment.merge(settings_env()))
     }
 
     /// Extracts and validates; exposed so the CLI can layer its own flags.

@@ -40,6 +40,7 @@ Every error has the body `{"error": {"code", "message", "field"?, "request_id"?}
     paths(
         crate::routes::health::healthz,
         crate::routes::health::readyz,
+        crate::routes::metrics::metrics,
         crate::routes::models::list_models,
         crate::routes::chat::create_chat_completion,
         crate::routes::completions::create_completion,
@@ -121,7 +122,10 @@ impl Modify for SecurityAndErrors {
                     .build(),
             ),
         );
-        for item in openapi.paths.paths.values_mut() {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            // Sessions take credentials in the body: refused ones answer 401, failed-login
+            // throttling answers 429.
+            let credentials_in_body = path.starts_with("/v1/auth/");
             let ops = [
                 &mut item.get,
                 &mut item.put,
@@ -136,6 +140,8 @@ impl Modify for SecurityAndErrors {
                 let mut statuses = vec!["400", "404", "405", "500"];
                 if secured {
                     statuses.extend(["401", "403", "429", "503"]);
+                } else if credentials_in_body {
+                    statuses.extend(["401", "429", "503"]);
                 }
                 if has_body {
                     statuses.extend(["413", "415"]);

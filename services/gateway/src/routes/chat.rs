@@ -42,6 +42,8 @@ pub async fn create_chat_completion(
     body: Negotiated<ChatCompletionRequest>,
 ) -> Result<HttpResponse, ApiError> {
     ctx.require(Scope::Inference)?;
-    let (generate, plan) = convert::chat_request(body.into_inner())?;
+    let body = body.into_inner();
+    crate::middleware::record_end_user(body.user.as_deref());
+    let (generate, plan) = convert::chat_request(body)?;
     inference::generate(&state, &ctx, &req, &request_id, generate, plan, ChunkShape::Chat).await
 }

@@ -9,12 +9,14 @@ pub mod chat;
 pub mod completions;
 pub mod docs;
 pub mod health;
+pub mod metrics;
 pub mod models;
 pub mod tenants;
 pub mod users;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     health::configure(cfg);
+    metrics::configure(cfg);
     docs::configure(cfg);
     models::configure(cfg);
     chat::configure(cfg);
