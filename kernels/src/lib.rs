@@ -35,7 +35,7 @@ pub use quantize::{quantize_row_q8_0, quantize_row_q8_1};
 
 /// Scalar oracles, public for tests and benches.
 pub mod reference {
+    pub use crate::lora::reference::lora_row;
     pub use crate::matmul::reference::{dequantize_ggml, matmul_ggml};
     pub use crate::ops::reference::*;
-    pub use crate::lora::reference::lora_row;
 }

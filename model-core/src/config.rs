@@ -41,7 +41,9 @@ pub enum RopeStyle {
 pub enum RopeScaling {
     None,
     /// Position interpolation: positions divided by `factor`.
-    Linear { factor: f32 },
+    Linear {
+        factor: f32,
+    },
     /// Llama 3.1's frequency-dependent scaling.
     Llama3 {
         factor: f32,
@@ -93,7 +95,10 @@ impl ModelConfig {
             ));
         }
         if self.head_dim == 0 || self.head_dim % 2 != 0 {
-            return bad(format!("head dimension {} must be even and non-zero", self.head_dim));
+            return bad(format!(
+                "head dimension {} must be even and non-zero",
+                self.head_dim
+            ));
         }
         if self.hidden_size == 0 || self.vocab_size == 0 || self.context_length == 0 {
             return bad("hidden size, vocabulary and context length must be non-zero".into());
@@ -112,7 +117,8 @@ impl ModelConfig {
         let key = |k: &str| format!("{arch_name}.{k}");
         let hidden_size = gguf_usize(md, &key("embedding_length"))?;
         let num_heads = gguf_usize(md, &key("attention.head_count"))?;
-        let num_kv_heads = gguf_usize_opt(md, &key("attention.head_count_kv"))?.unwrap_or(num_heads);
+        let num_kv_heads =
+            gguf_usize_opt(md, &key("attention.head_count_kv"))?.unwrap_or(num_heads);
         let head_dim = match gguf_usize_opt(md, &key("attention.key_length"))? {
             Some(d) => d,
             None if num_heads > 0 => hidden_size / num_heads,
@@ -131,7 +137,9 @@ impl ModelConfig {
                 factor: gguf_f32(md, &key("rope.scaling.factor"))?,
             },
             Some(other) => {
-                return Err(LoadError::InvalidConfig(format!("unsupported rope scaling type `{other}`")));
+                return Err(LoadError::InvalidConfig(format!(
+                    "unsupported rope scaling type `{other}`"
+                )));
             }
         };
         ModelConfig {
@@ -157,8 +165,8 @@ impl ModelConfig {
 
     /// Reads a Hugging Face `config.json`.
     pub fn from_hf_json(text: &str) -> Result<Self, LoadError> {
-        let raw: HfConfig =
-            serde_json::from_str(text).map_err(|e| LoadError::InvalidConfig(format!("config.json: {e}")))?;
+        let raw: HfConfig = serde_json::from_str(text)
+            .map_err(|e| LoadError::InvalidConfig(format!("config.json: {e}")))?;
         let arch_name = raw.architectures.first().cloned().unwrap_or_default();
         let architecture = match arch_name.as_str() {
             "LlamaForCausalLM" | "MistralForCausalLM" => Architecture::Llama,
@@ -166,14 +174,20 @@ impl ModelConfig {
             other => return Err(LoadError::UnsupportedArchitecture(other.to_string())),
         };
         if let Some(act) = raw.hidden_act.as_deref().filter(|a| *a != "silu") {
-            return Err(LoadError::InvalidConfig(format!("activation `{act}` is not supported (only silu)")));
+            return Err(LoadError::InvalidConfig(format!(
+                "activation `{act}` is not supported (only silu)"
+            )));
         }
         let num_kv_heads = raw.num_key_value_heads.unwrap_or(raw.num_attention_heads);
-        let head_dim = raw.head_dim.unwrap_or(raw.hidden_size / raw.num_attention_heads.max(1));
+        let head_dim = raw
+            .head_dim
+            .unwrap_or(raw.hidden_size / raw.num_attention_heads.max(1));
         let rope_scaling = match raw.rope_scaling {
             None => RopeScaling::None,
             Some(s) => match s.kind.as_deref() {
-                Some("linear") => RopeScaling::Linear { factor: s.factor.unwrap_or(1.0) },
+                Some("linear") => RopeScaling::Linear {
+                    factor: s.factor.unwrap_or(1.0),
+                },
                 Some("llama3") => RopeScaling::Llama3 {
                     factor: s.factor.unwrap_or(8.0),
                     low_freq_factor: s.low_freq_factor.unwrap_or(1.0),
@@ -182,7 +196,9 @@ impl ModelConfig {
                 },
                 Some("default") | None => RopeScaling::None,
                 Some(other) => {
-                    return Err(LoadError::InvalidConfig(format!("unsupported rope_scaling type `{other}`")));
+                    return Err(LoadError::InvalidConfig(format!(
+                        "unsupported rope_scaling type `{other}`"
+                    )));
                 }
             },
         };
@@ -207,7 +223,8 @@ impl ModelConfig {
             rope_scaling,
             context_length: raw.max_position_embeddings.unwrap_or(4096),
             sliding_window,
-            attention_bias: architecture == Architecture::Qwen2 || raw.attention_bias.unwrap_or(false),
+            attention_bias: architecture == Architecture::Qwen2
+                || raw.attention_bias.unwrap_or(false),
         }
         .check()
     }
@@ -258,7 +275,10 @@ pub(crate) fn gguf_str(md: &HashMap<String, Value>, key: &str) -> Result<String,
     gguf_str_opt(md, key)?.ok_or_else(|| missing(key))
 }
 
-pub(crate) fn gguf_str_opt(md: &HashMap<String, Value>, key: &str) -> Result<Option<String>, LoadError> {
+pub(crate) fn gguf_str_opt(
+    md: &HashMap<String, Value>,
+    key: &str,
+) -> Result<Option<String>, LoadError> {
     match md.get(key) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),

@@ -14,14 +14,18 @@ pub enum LoadError {
     },
     #[error("{path} is not a valid GGUF file: {reason}")]
     InvalidGguf { path: PathBuf, reason: String },
-    #[error("tensor `{tensor}` needs {needed} bytes at offset {offset} but the file has {available}: the file is truncated")]
+    #[error(
+        "tensor `{tensor}` needs {needed} bytes at offset {offset} but the file has {available}: the file is truncated"
+    )]
     Truncated {
         tensor: String,
         needed: u64,
         offset: u64,
         available: u64,
     },
-    #[error("architecture `{0}` is not supported (supported: llama, qwen2 and their Hugging Face equivalents)")]
+    #[error(
+        "architecture `{0}` is not supported (supported: llama, qwen2 and their Hugging Face equivalents)"
+    )]
     UnsupportedArchitecture(String),
     #[error("tensor `{tensor}` uses quantization {dtype}, which is not supported")]
     UnsupportedQuantization { tensor: String, dtype: String },

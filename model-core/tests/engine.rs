@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use enclave_model_core::engine::{
-    Engine, EngineConfig, FinishReason, GenerateRequest, GenerationEvent, PromptInput, RequestError, SubmitError,
+    Engine, EngineConfig, FinishReason, GenerateRequest, GenerationEvent, PromptInput,
+    RequestError, SubmitError,
 };
 use enclave_model_core::error::LoadError;
 use enclave_model_core::sampling::RawSamplingParams;
@@ -14,27 +15,49 @@ use serde_json::Value;
 
 fn model_path() -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(p.exists(), "demo model missing at {}: run deploy/local/setup.sh", p.display());
+    assert!(
+        p.exists(),
+        "demo model missing at {}: run deploy/local/setup.sh",
+        p.display()
+    );
     p
 }
 
 /// One engine shared by the tests of this binary (loading takes a moment).
 fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE.get_or_init(|| Engine::load(&model_path(), EngineConfig::default()).expect("demo model loads"))
+    ENGINE.get_or_init(|| {
+        Engine::load(&model_path(), EngineConfig::default()).expect("demo model loads")
+    })
 }
 
 fn greedy() -> RawSamplingParams {
-    RawSamplingParams { temperature: Some(0.0), ..Default::default() }
+    RawSamplingParams {
+        temperature: Some(0.0),
+        ..Default::default()
+    }
 }
 
 /// Runs a request to completion; returns the token ids, the streamed text and the finish reason.
-fn run(engine: &Engine, prompt: PromptInput, sampling: RawSamplingParams, max_tokens: u32) -> (Vec<u32>, String, FinishReason) {
-    let req = engine.prepare(GenerateRequest { prompt, sampling, max_tokens: Some(max_tokens) }).expect("valid request");
+fn run(
+    engine: &Engine,
+    prompt: PromptInput,
+    sampling: RawSamplingParams,
+    max_tokens: u32,
+) -> (Vec<u32>, String, FinishReason) {
+    let req = engine
+        .prepare(GenerateRequest {
+            prompt,
+            sampling,
+            max_tokens: Some(max_tokens),
+        })
+        .expect("valid request");
     collect(engine.submit(req).expect("accepted"))
 }
 
-fn collect(mut stream: enclave_model_core::engine::GenerationStream) -> (Vec<u32>, String, FinishReason) {
+fn collect(
+    mut stream: enclave_model_core::engine::GenerationStream,
+) -> (Vec<u32>, String, FinishReason) {
     let (mut ids, mut text) = (Vec::new(), String::new());
     while let Some(ev) = stream.blocking_next() {
         match ev {
@@ -42,7 +65,9 @@ fn collect(mut stream: enclave_model_core::engine::GenerationStream) -> (Vec<u32
                 ids.push(id);
                 text.push_str(&t);
             }
-            GenerationEvent::Finished { reason, text: t, .. } => {
+            GenerationEvent::Finished {
+                reason, text: t, ..
+            } => {
                 text.push_str(&t);
                 return (ids, text, reason);
             }
@@ -54,11 +79,16 @@ fn collect(mut stream: enclave_model_core::engine::GenerationStream) -> (Vec<u32
 
 fn reference() -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/greedy_reference.json");
-    serde_json::from_str(&std::fs::read_to_string(path).expect("reference data")).expect("reference json")
+    serde_json::from_str(&std::fs::read_to_string(path).expect("reference data"))
+        .expect("reference json")
 }
 
 fn ids(v: &Value) -> Vec<u32> {
-    v.as_array().expect("array").iter().map(|x| x.as_u64().expect("id") as u32).collect()
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_u64().expect("id") as u32)
+        .collect()
 }
 
 /// Greedy ids must equal llama.cpp's. Two implementations that round differently can only
@@ -84,9 +114,16 @@ fn greedy_generation_matches_llama_cpp_token_for_token() {
             expected.pop();
         }
         let max = ids(&case["generated_ids"]).len() as u32;
-        let sampling = RawSamplingParams { logprobs: Some(20), ..greedy() };
+        let sampling = RawSamplingParams {
+            logprobs: Some(20),
+            ..greedy()
+        };
         let req = engine
-            .prepare(GenerateRequest { prompt: PromptInput::Tokens(prompt), sampling, max_tokens: Some(max) })
+            .prepare(GenerateRequest {
+                prompt: PromptInput::Tokens(prompt),
+                sampling,
+                max_tokens: Some(max),
+            })
             .expect("valid request");
         let mut stream = engine.submit(req).expect("accepted");
         let (mut got, mut tops, mut reason) = (Vec::new(), Vec::new(), None);
@@ -103,7 +140,11 @@ fn greedy_generation_matches_llama_cpp_token_for_token() {
         match got.iter().zip(&expected).position(|(a, b)| a != b) {
             None => {
                 assert_eq!(got.len(), expected.len(), "case `{name}`: lengths differ");
-                let want = if ends_with_eos { FinishReason::EndOfSequence } else { FinishReason::Length };
+                let want = if ends_with_eos {
+                    FinishReason::EndOfSequence
+                } else {
+                    FinishReason::Length
+                };
                 assert_eq!(reason, Some(want), "case `{name}`");
                 exact += 1;
             }
@@ -117,22 +158,37 @@ fn greedy_generation_matches_llama_cpp_token_for_token() {
                     got[i],
                     expected[i]
                 );
-                eprintln!("case `{name}`: near-tie at token {i} (gap {gap:?}); continuations differ from there");
+                eprintln!(
+                    "case `{name}`: near-tie at token {i} (gap {gap:?}); continuations differ from there"
+                );
             }
         }
     }
-    assert!(exact >= 3, "only {exact} of {} cases match llama.cpp exactly", cases.len());
+    assert!(
+        exact >= 3,
+        "only {exact} of {} cases match llama.cpp exactly",
+        cases.len()
+    );
 }
 
 #[test]
 fn chat_prompts_render_with_the_model_template_like_the_reference() {
     let engine = engine();
     let reference = reference();
-    let case = reference["cases"].as_array().expect("cases").iter().find(|c| c["name"] == "chat").expect("chat case");
+    let case = reference["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .find(|c| c["name"] == "chat")
+        .expect("chat case");
     let messages: Vec<enclave_model_core::chat::ChatMessage> =
         serde_json::from_value(case["messages"].clone()).expect("messages deserialize");
     let req = engine
-        .prepare(GenerateRequest { prompt: PromptInput::Chat(messages), sampling: greedy(), max_tokens: Some(8) })
+        .prepare(GenerateRequest {
+            prompt: PromptInput::Chat(messages),
+            sampling: greedy(),
+            max_tokens: Some(8),
+        })
         .expect("valid");
     assert_eq!(req.prompt_ids(), ids(&case["prompt_ids"]).as_slice());
 }
@@ -148,21 +204,33 @@ fn concurrent_generation_is_batch_invariant() {
             _ => format!("List {i} facts about the ocean:\n1."),
         })
         .collect();
-    let alone: Vec<Vec<u32>> =
-        prompts.iter().map(|p| run(engine, PromptInput::Text(p.clone()), greedy(), 24).0).collect();
+    let alone: Vec<Vec<u32>> = prompts
+        .iter()
+        .map(|p| run(engine, PromptInput::Text(p.clone()), greedy(), 24).0)
+        .collect();
     let streams: Vec<_> = prompts
         .iter()
         .map(|p| {
             let req = engine
-                .prepare(GenerateRequest { prompt: PromptInput::Text(p.clone()), sampling: greedy(), max_tokens: Some(24) })
+                .prepare(GenerateRequest {
+                    prompt: PromptInput::Text(p.clone()),
+                    sampling: greedy(),
+                    max_tokens: Some(24),
+                })
                 .expect("valid");
             engine.submit(req).expect("accepted")
         })
         .collect();
-    let handles: Vec<_> = streams.into_iter().map(|s| std::thread::spawn(move || collect(s).0)).collect();
+    let handles: Vec<_> = streams
+        .into_iter()
+        .map(|s| std::thread::spawn(move || collect(s).0))
+        .collect();
     for (i, h) in handles.into_iter().enumerate() {
         let together = h.join().expect("reader thread");
-        assert_eq!(together, alone[i], "prompt {i} differs when batched with 15 others");
+        assert_eq!(
+            together, alone[i],
+            "prompt {i} differs when batched with 15 others"
+        );
     }
 }
 
@@ -175,10 +243,17 @@ fn stop_sequences_end_generation_and_are_never_emitted() {
     let chars: Vec<char> = full.chars().collect();
     assert!(chars.len() > 12, "continuation too short: {full:?}");
     let stop: String = chars[6..10].iter().collect();
-    let sampling = RawSamplingParams { stop: Some(vec![stop.clone()]), ..greedy() };
+    let sampling = RawSamplingParams {
+        stop: Some(vec![stop.clone()]),
+        ..greedy()
+    };
     let (_, text, reason) = run(engine, prompt, sampling, 24);
     let cut = full.find(&stop).expect("stop occurs in the continuation");
-    assert_eq!(text, full[..cut], "emitted text is everything before the stop");
+    assert_eq!(
+        text,
+        full[..cut],
+        "emitted text is everything before the stop"
+    );
     assert_eq!(reason, FinishReason::StopSequence(stop));
 }
 
@@ -186,8 +261,18 @@ fn stop_sequences_end_generation_and_are_never_emitted() {
 fn same_seed_same_output_different_seed_different_output() {
     let engine = engine();
     let sampled = |seed| {
-        let s = RawSamplingParams { temperature: Some(1.0), seed: Some(seed), ..Default::default() };
-        run(engine, PromptInput::Text("Write a list of colours:".into()), s, 24).0
+        let s = RawSamplingParams {
+            temperature: Some(1.0),
+            seed: Some(seed),
+            ..Default::default()
+        };
+        run(
+            engine,
+            PromptInput::Text("Write a list of colours:".into()),
+            s,
+            24,
+        )
+        .0
     };
     assert_eq!(sampled(7), sampled(7));
     assert_ne!(sampled(7), sampled(8));
@@ -197,10 +282,17 @@ fn same_seed_same_output_different_seed_different_output() {
 fn dropping_the_stream_cancels_and_frees_the_cache() {
     let engine = engine();
     let req = engine
-        .prepare(GenerateRequest { prompt: PromptInput::Text("Count to one thousand:".into()), sampling: greedy(), max_tokens: Some(2000) })
+        .prepare(GenerateRequest {
+            prompt: PromptInput::Text("Count to one thousand:".into()),
+            sampling: greedy(),
+            max_tokens: Some(2000),
+        })
         .expect("valid");
     let mut stream = engine.submit(req).expect("accepted");
-    assert!(matches!(stream.blocking_next(), Some(GenerationEvent::Token { .. })));
+    assert!(matches!(
+        stream.blocking_next(),
+        Some(GenerationEvent::Token { .. })
+    ));
     drop(stream);
     // The engine notices at its next step; all blocks return once nothing runs.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -209,13 +301,26 @@ fn dropping_the_stream_cancels_and_frees_the_cache() {
         if m.running == 0 && m.kv_blocks_free == m.kv_blocks_total {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "sequence was not cancelled: {m:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sequence was not cancelled: {m:?}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 
-fn prepare_err(raw: RawSamplingParams, prompt: PromptInput, max_tokens: Option<u32>) -> RequestError {
-    engine().prepare(GenerateRequest { prompt, sampling: raw, max_tokens }).expect_err("must be refused")
+fn prepare_err(
+    raw: RawSamplingParams,
+    prompt: PromptInput,
+    max_tokens: Option<u32>,
+) -> RequestError {
+    engine()
+        .prepare(GenerateRequest {
+            prompt,
+            sampling: raw,
+            max_tokens,
+        })
+        .expect_err("must be refused")
 }
 
 #[test]
@@ -223,38 +328,84 @@ fn bad_requests_get_typed_errors() {
     let ctx = engine().info().context_length;
     let text = || PromptInput::Text("hello".into());
     let cases: Vec<(&str, RequestError, &str)> = vec![
-        ("empty prompt", prepare_err(greedy(), PromptInput::Text(String::new()), Some(4)), "empty_prompt"),
-        ("prompt longer than context", prepare_err(greedy(), PromptInput::Tokens(vec![1; ctx + 5]), Some(4)), "context_length_exceeded"),
-        ("max_tokens 0", prepare_err(greedy(), text(), Some(0)), "invalid_max_tokens"),
-        ("max_tokens beyond context", prepare_err(greedy(), text(), Some(ctx as u32)), "invalid_max_tokens"),
-        ("token outside vocabulary", prepare_err(greedy(), PromptInput::Tokens(vec![10, 9_999_999]), Some(4)), "invalid_token_id"),
+        (
+            "empty prompt",
+            prepare_err(greedy(), PromptInput::Text(String::new()), Some(4)),
+            "empty_prompt",
+        ),
+        (
+            "prompt longer than context",
+            prepare_err(greedy(), PromptInput::Tokens(vec![1; ctx + 5]), Some(4)),
+            "context_length_exceeded",
+        ),
+        (
+            "max_tokens 0",
+            prepare_err(greedy(), text(), Some(0)),
+            "invalid_max_tokens",
+        ),
+        (
+            "max_tokens beyond context",
+            prepare_err(greedy(), text(), Some(ctx as u32)),
+            "invalid_max_tokens",
+        ),
+        (
+            "token outside vocabulary",
+            prepare_err(greedy(), PromptInput::Tokens(vec![10, 9_999_999]), Some(4)),
+            "invalid_token_id",
+        ),
         (
             "negative temperature",
-            prepare_err(RawSamplingParams { temperature: Some(-0.5), ..Default::default() }, text(), Some(4)),
+            prepare_err(
+                RawSamplingParams {
+                    temperature: Some(-0.5),
+                    ..Default::default()
+                },
+                text(),
+                Some(4),
+            ),
             "temperature",
         ),
         (
             "top_p above 1",
-            prepare_err(RawSamplingParams { top_p: Some(1.5), ..Default::default() }, text(), Some(4)),
+            prepare_err(
+                RawSamplingParams {
+                    top_p: Some(1.5),
+                    ..Default::default()
+                },
+                text(),
+                Some(4),
+            ),
             "top_p",
         ),
     ];
     for (what, err, expect) in cases {
         let code = err.code();
         let field = err.field().unwrap_or("");
-        assert!(code == expect || field == expect, "{what}: got code `{code}` field `{field}` ({err}), want `{expect}`");
+        assert!(
+            code == expect || field == expect,
+            "{what}: got code `{code}` field `{field}` ({err}), want `{expect}`"
+        );
     }
 }
 
 #[test]
 fn a_full_queue_answers_overloaded() {
-    let cfg = EngineConfig { max_running: 1, max_waiting: 2, kv_cache_bytes: 256 << 20, ..Default::default() };
+    let cfg = EngineConfig {
+        max_running: 1,
+        max_waiting: 2,
+        kv_cache_bytes: 256 << 20,
+        ..Default::default()
+    };
     let engine = Engine::load(&model_path(), cfg).expect("loads");
     let mut accepted = Vec::new();
     let mut refused = 0;
     for i in 0..6 {
         let req = engine
-            .prepare(GenerateRequest { prompt: PromptInput::Text(format!("Item {i}:")), sampling: greedy(), max_tokens: Some(64) })
+            .prepare(GenerateRequest {
+                prompt: PromptInput::Text(format!("Item {i}:")),
+                sampling: greedy(),
+                max_tokens: Some(64),
+            })
             .expect("valid");
         match engine.submit(req) {
             Ok(s) => accepted.push(s),
@@ -284,7 +435,10 @@ fn load_err(path: &Path) -> LoadError {
 
 #[test]
 fn a_missing_file_is_not_found() {
-    assert_eq!(load_err(Path::new("/nonexistent/model.gguf")).code(), "model_not_found");
+    assert_eq!(
+        load_err(Path::new("/nonexistent/model.gguf")).code(),
+        "model_not_found"
+    );
 }
 
 #[test]
@@ -295,7 +449,11 @@ fn a_truncated_gguf_is_reported_as_truncated() {
     std::fs::write(&path, &full[..full.len() / 2]).expect("write");
     assert_eq!(load_err(&path).code(), "truncated_file");
     std::fs::write(&path, &full[..100]).expect("write");
-    assert_eq!(load_err(&path).code(), "invalid_gguf", "a cut header is not a GGUF file");
+    assert_eq!(
+        load_err(&path).code(),
+        "invalid_gguf",
+        "a cut header is not a GGUF file"
+    );
 }
 
 /// Writes a minimal GGUF v3 file with the given string metadata and tensors `(name, dims, ggml type)`.
@@ -339,7 +497,9 @@ fn write_gguf(path: &Path, meta: &[(&str, GgufValue)], tensors: &[(&str, Vec<u64
         b.push(0);
     }
     b.extend(vec![0u8; 4096]);
-    std::fs::File::create(path).and_then(|mut f| f.write_all(&b)).expect("write gguf");
+    std::fs::File::create(path)
+        .and_then(|mut f| f.write_all(&b))
+        .expect("write gguf");
 }
 
 enum GgufValue {
@@ -378,6 +538,10 @@ fn an_unsupported_quantization_is_named() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("iq.gguf");
     // ggml type 16 is IQ2_XXS, which no loader path supports.
-    write_gguf(&path, &llama_meta("llama"), &[("token_embd.weight", vec![64, 32], 16)]);
+    write_gguf(
+        &path,
+        &llama_meta("llama"),
+        &[("token_embd.weight", vec![64, 32], 16)],
+    );
     assert_eq!(load_err(&path).code(), "unsupported_quantization");
 }

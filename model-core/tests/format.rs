@@ -12,8 +12,8 @@ use std::sync::OnceLock;
 
 use enclave_model_core::constraints::ResponseFormat;
 use enclave_model_core::engine::{
-    Engine, EngineConfig, FinishReason, GenerateRequest, GenerationEvent, GenerationStream, PromptInput,
-    RequestError, RequestOptions,
+    Engine, EngineConfig, FinishReason, GenerateRequest, GenerationEvent, GenerationStream,
+    PromptInput, RequestError, RequestOptions,
 };
 use enclave_model_core::kv::KvStore;
 use enclave_model_core::sampling::RawSamplingParams;
@@ -21,33 +21,66 @@ use serde_json::{Value, json};
 
 fn model_path() -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(p.exists(), "demo model missing at {}: run deploy/local/setup.sh", p.display());
+    assert!(
+        p.exists(),
+        "demo model missing at {}: run deploy/local/setup.sh",
+        p.display()
+    );
     p
 }
 
 fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
-        let cfg = EngineConfig { max_running: 128, max_batch_tokens: 1024, max_context: Some(512), ..Default::default() };
+        let cfg = EngineConfig {
+            max_running: 128,
+            max_batch_tokens: 1024,
+            max_context: Some(512),
+            ..Default::default()
+        };
         Engine::load(&model_path(), cfg).expect("demo model loads")
     })
 }
 
 fn greedy() -> RawSamplingParams {
-    RawSamplingParams { temperature: Some(0.0), ..Default::default() }
+    RawSamplingParams {
+        temperature: Some(0.0),
+        ..Default::default()
+    }
 }
 
 fn sampled(seed: u64) -> RawSamplingParams {
-    RawSamplingParams { temperature: Some(0.8), seed: Some(seed), ..Default::default() }
+    RawSamplingParams {
+        temperature: Some(0.8),
+        seed: Some(seed),
+        ..Default::default()
+    }
 }
 
 fn format(v: Value) -> ResponseFormat {
     ResponseFormat::from_json(&v).unwrap_or_else(|e| panic!("{v}: {e}"))
 }
 
-fn submit(engine: &Engine, prompt: &str, sampling: RawSamplingParams, max: u32, rf: Option<ResponseFormat>) -> GenerationStream {
-    let req = GenerateRequest { prompt: PromptInput::Text(prompt.to_owned()), sampling, max_tokens: Some(max) };
-    let prepared = engine.prepare_with(req, RequestOptions { response_format: rf }).unwrap_or_else(|e| panic!("{prompt}: {e}"));
+fn submit(
+    engine: &Engine,
+    prompt: &str,
+    sampling: RawSamplingParams,
+    max: u32,
+    rf: Option<ResponseFormat>,
+) -> GenerationStream {
+    let req = GenerateRequest {
+        prompt: PromptInput::Text(prompt.to_owned()),
+        sampling,
+        max_tokens: Some(max),
+    };
+    let prepared = engine
+        .prepare_with(
+            req,
+            RequestOptions {
+                response_format: rf,
+            },
+        )
+        .unwrap_or_else(|e| panic!("{prompt}: {e}"));
     engine.submit(prepared).expect("accepted")
 }
 
@@ -65,7 +98,9 @@ fn collect(mut stream: GenerationStream) -> Output {
                 ids.push(id);
                 text.push_str(&t);
             }
-            GenerationEvent::Finished { reason, text: t, .. } => {
+            GenerationEvent::Finished {
+                reason, text: t, ..
+            } => {
                 text.push_str(&t);
                 return Output { ids, text, reason };
             }
@@ -83,7 +118,15 @@ fn corpus() -> Vec<(PathBuf, Value)> {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     files.sort();
-    files.into_iter().map(|p| (p.clone(), serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap())).collect()
+    files
+        .into_iter()
+        .map(|p| {
+            (
+                p.clone(),
+                serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap(),
+            )
+        })
+        .collect()
 }
 
 const PROMPTS: [&str; 6] = [
@@ -99,7 +142,11 @@ const PROMPTS: [&str; 6] = [
 fn json_schema_corpus_outputs_validate_through_the_engine() {
     let engine = engine();
     let schemas = corpus();
-    assert!(schemas.len() >= 200, "corpus has only {} schemas", schemas.len());
+    assert!(
+        schemas.len() >= 200,
+        "corpus has only {} schemas",
+        schemas.len()
+    );
     // Everything in one engine at once: the batch mixes every schema.
     let streams: Vec<_> = schemas
         .iter()
@@ -124,17 +171,33 @@ fn json_schema_corpus_outputs_validate_through_the_engine() {
             FinishReason::Length => completed += 1,
             other => panic!("{}: unexpected finish {other:?}", path.display()),
         }
-        let validator = jsonschema::options().should_validate_formats(true).build(schema).unwrap();
+        let validator = jsonschema::options()
+            .should_validate_formats(true)
+            .build(schema)
+            .unwrap();
         let verdict = serde_json::from_str::<Value>(&out.text)
             .map_err(|e| e.to_string())
-            .and_then(|v| validator.validate(&v).map_err(|e| format!("{e} at {}", e.instance_path())));
+            .and_then(|v| {
+                validator
+                    .validate(&v)
+                    .map_err(|e| format!("{e} at {}", e.instance_path()))
+            });
         if let Err(e) = verdict {
             failures.push(format!("{}: {e}\n  output: {}", path.display(), out.text));
         }
     }
     eprintln!("engine json corpus: {completed} completed, {cut} cut at max_tokens");
-    assert!(failures.is_empty(), "{} invalid outputs:\n{}", failures.len(), failures.join("\n"));
-    assert!(completed * 3 >= schemas.len(), "only {completed}/{} completed", schemas.len());
+    assert!(
+        failures.is_empty(),
+        "{} invalid outputs:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(
+        completed * 3 >= schemas.len(),
+        "only {completed}/{} completed",
+        schemas.len()
+    );
 }
 
 #[test]
@@ -152,7 +215,10 @@ fn xml_outputs_are_well_formed_with_the_requested_root() {
         for (j, prompt) in PROMPTS.iter().take(3).enumerate() {
             let root = f["xml"]["root"].as_str().unwrap().to_owned();
             let rf = ResponseFormat::from_json(f).unwrap_or_else(|e| panic!("{f}: {e}"));
-            streams.push((root, submit(engine, prompt, sampled((i * 10 + j) as u64), 96, Some(rf))));
+            streams.push((
+                root,
+                submit(engine, prompt, sampled((i * 10 + j) as u64), 96, Some(rf)),
+            ));
         }
     }
     let mut completed = 0;
@@ -162,7 +228,12 @@ fn xml_outputs_are_well_formed_with_the_requested_root() {
             continue;
         }
         completed += 1;
-        assert_eq!(xml_root(&out.text), Ok(root.clone()), "output: {}", out.text);
+        assert_eq!(
+            xml_root(&out.text),
+            Ok(root.clone()),
+            "output: {}",
+            out.text
+        );
     }
     assert!(completed >= 3, "only {completed} XML outputs completed");
 }
@@ -191,7 +262,12 @@ fn xml_root(text: &str) -> Result<String, String> {
                 root = Some(e.name().into_inner().to_owned());
                 closed = true;
             }
-            Event::Text(t) if depth == 0 && !AsRef::<[u8]>::as_ref(&*t).iter().all(u8::is_ascii_whitespace) => {
+            Event::Text(t)
+                if depth == 0
+                    && !AsRef::<[u8]>::as_ref(&*t)
+                        .iter()
+                        .all(u8::is_ascii_whitespace) =>
+            {
                 return Err("text outside the root element".into());
             }
             Event::Eof => break,
@@ -207,12 +283,20 @@ fn xml_root(text: &str) -> Result<String, String> {
 #[test]
 fn regex_outputs_match() {
     let engine = engine();
-    let patterns = [r"[0-9]{3}-[0-9]{4}", r"(yes|no|maybe)", r"[A-Z][a-z]{2,8}( [A-Z][a-z]{2,8}){0,2}\.", r"[a-z]{1,10}@[a-z]{1,10}\.(com|org)"];
+    let patterns = [
+        r"[0-9]{3}-[0-9]{4}",
+        r"(yes|no|maybe)",
+        r"[A-Z][a-z]{2,8}( [A-Z][a-z]{2,8}){0,2}\.",
+        r"[a-z]{1,10}@[a-z]{1,10}\.(com|org)",
+    ];
     let mut streams = Vec::new();
     for (i, p) in patterns.iter().enumerate() {
         for (j, prompt) in PROMPTS.iter().take(3).enumerate() {
             let rf = format(json!({"type": "regex", "regex": {"pattern": p}}));
-            streams.push((*p, submit(engine, prompt, sampled((i * 10 + j) as u64), 48, Some(rf))));
+            streams.push((
+                *p,
+                submit(engine, prompt, sampled((i * 10 + j) as u64), 48, Some(rf)),
+            ));
         }
     }
     for (p, stream) in streams {
@@ -226,22 +310,39 @@ fn regex_outputs_match() {
 #[test]
 fn unconstrained_sequences_get_the_same_tokens_next_to_constrained_ones() {
     let engine = engine();
-    let prompts = ["The capital of France is", "Once upon a time", "def fibonacci(n):"];
-    let alone: Vec<Vec<u32>> = prompts.iter().map(|p| collect(submit(engine, p, greedy(), 24, None)).ids).collect();
+    let prompts = [
+        "The capital of France is",
+        "Once upon a time",
+        "def fibonacci(n):",
+    ];
+    let alone: Vec<Vec<u32>> = prompts
+        .iter()
+        .map(|p| collect(submit(engine, p, greedy(), 24, None)).ids)
+        .collect();
     let schema = json!({"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "integer"}}, "required": ["a", "b"]});
     let mut constrained = Vec::new();
     let mut plain = Vec::new();
     for (i, p) in prompts.iter().enumerate() {
-        let rf = format(json!({"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}));
+        let rf =
+            format(json!({"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}));
         constrained.push(submit(engine, PROMPTS[i], greedy(), 32, Some(rf)));
         plain.push(submit(engine, p, greedy(), 24, None));
-        constrained.push(submit(engine, PROMPTS[i + 1], sampled(i as u64), 32, Some(format(json!({"type": "json_object"})))));
+        constrained.push(submit(
+            engine,
+            PROMPTS[i + 1],
+            sampled(i as u64),
+            32,
+            Some(format(json!({"type": "json_object"}))),
+        ));
     }
     let mixed: Vec<Vec<u32>> = plain.into_iter().map(|s| collect(s).ids).collect();
     for s in constrained {
         collect(s);
     }
-    assert_eq!(alone, mixed, "unconstrained outputs changed when batched with constrained ones");
+    assert_eq!(
+        alone, mixed,
+        "unconstrained outputs changed when batched with constrained ones"
+    );
 }
 
 #[test]
@@ -263,8 +364,16 @@ fn preemption_mid_structure_still_yields_valid_output() {
     let validator = jsonschema::validator_for(&schema).unwrap();
     let streams: Vec<_> = (0..16)
         .map(|i| {
-            let rf = format(json!({"type": "json_schema", "json_schema": {"name": "p", "schema": schema}}));
-            submit(&engine, PROMPTS[i % PROMPTS.len()], sampled(i as u64), 120, Some(rf))
+            let rf = format(
+                json!({"type": "json_schema", "json_schema": {"name": "p", "schema": schema}}),
+            );
+            submit(
+                &engine,
+                PROMPTS[i % PROMPTS.len()],
+                sampled(i as u64),
+                120,
+                Some(rf),
+            )
         })
         .collect();
     let mut completed = 0;
@@ -274,10 +383,14 @@ fn preemption_mid_structure_still_yields_valid_output() {
             continue;
         }
         completed += 1;
-        let v: Value = serde_json::from_str(&out.text).unwrap_or_else(|e| panic!("{e}: {}", out.text));
+        let v: Value =
+            serde_json::from_str(&out.text).unwrap_or_else(|e| panic!("{e}: {}", out.text));
         assert!(validator.is_valid(&v), "{}", out.text);
     }
-    assert!(engine.metrics().preemptions_total > 0, "the cache was large enough: no preemption happened");
+    assert!(
+        engine.metrics().preemptions_total > 0,
+        "the cache was large enough: no preemption happened"
+    );
     assert!(completed >= 8, "only {completed}/16 completed");
 }
 
@@ -292,7 +405,13 @@ fn max_tokens_mid_structure_is_length_with_the_incomplete_flag() {
     assert!(out.reason.output_incomplete());
     assert!(out.text.starts_with("{\"story\": \""), "{}", out.text);
     // Unconstrained requests cut at max_tokens are plain `length`.
-    let plain = collect(submit(engine, "Count from one to one hundred: one, two,", greedy(), 6, None));
+    let plain = collect(submit(
+        engine,
+        "Count from one to one hundred: one, two,",
+        greedy(),
+        6,
+        None,
+    ));
     assert_eq!(plain.reason, FinishReason::Length);
     assert!(!plain.reason.output_incomplete());
 }
@@ -301,18 +420,45 @@ fn max_tokens_mid_structure_is_length_with_the_incomplete_flag() {
 fn bad_formats_are_refused_before_generation() {
     let engine = engine();
     let cases = [
-        (json!({"type": "regex", "regex": {"pattern": "(ab"}}), "invalid_regex"),
-        (json!({"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object", "not": {"type": "null"}}}}), "unsupported_schema_keyword"),
-        (json!({"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "strng"}}}), "invalid_json_schema"),
-        (json!({"type": "grammar", "grammar": {"lark": "start: undefined_rule"}}), "invalid_grammar"),
+        (
+            json!({"type": "regex", "regex": {"pattern": "(ab"}}),
+            "invalid_regex",
+        ),
+        (
+            json!({"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object", "not": {"type": "null"}}}}),
+            "unsupported_schema_keyword",
+        ),
+        (
+            json!({"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "strng"}}}),
+            "invalid_json_schema",
+        ),
+        (
+            json!({"type": "grammar", "grammar": {"lark": "start: undefined_rule"}}),
+            "invalid_grammar",
+        ),
     ];
     for (f, code) in cases {
         let rf = format(f.clone());
-        let req = GenerateRequest { prompt: PromptInput::Text("Hi".into()), sampling: greedy(), max_tokens: Some(8) };
-        let err = engine.prepare_with(req, RequestOptions { response_format: Some(rf) }).expect_err("must be refused");
+        let req = GenerateRequest {
+            prompt: PromptInput::Text("Hi".into()),
+            sampling: greedy(),
+            max_tokens: Some(8),
+        };
+        let err = engine
+            .prepare_with(
+                req,
+                RequestOptions {
+                    response_format: Some(rf),
+                },
+            )
+            .expect_err("must be refused");
         assert!(matches!(err, RequestError::Format(_)), "{f}: {err:?}");
         assert_eq!(err.code(), code, "{f}: {err}");
         assert!(err.is_caller_fault(), "{f}");
-        assert!(err.field().is_some_and(|x| x.starts_with("response_format")), "{f}");
+        assert!(
+            err.field()
+                .is_some_and(|x| x.starts_with("response_format")),
+            "{f}"
+        );
     }
 }

@@ -7,12 +7,12 @@ use std::sync::{Arc, OnceLock};
 use rayon::prelude::*;
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::EngineMetrics;
 use super::api::{FinishReason, GenerationEvent, TokenLogprobs};
-use super::request::ModelInfo;
 use super::handle::EngineConfig;
+use super::request::ModelInfo;
 use super::request::PreparedRequest;
 use super::sequence::{Progress, Sequence};
-use super::EngineMetrics;
 use crate::chat::ChatTemplate;
 use crate::constraints::{Constraint, ConstraintCompiler, ConstraintError};
 use crate::error::LoadError;
@@ -48,7 +48,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn new(info: ModelInfo, tokenizer: Tokenizer, template: ChatTemplate, max_waiting: usize) -> Self {
+    pub fn new(
+        info: ModelInfo,
+        tokenizer: Tokenizer,
+        template: ChatTemplate,
+        max_waiting: usize,
+    ) -> Self {
         Shared {
             info,
             tokenizer,
@@ -106,16 +111,29 @@ impl EngineCore {
         let allocator = BlockAllocator::new(blocks, cfg.block_size);
         shared.kv_total.store(blocks, Ordering::Relaxed);
         shared.kv_free.store(blocks, Ordering::Relaxed);
-        let mut pool = rayon::ThreadPoolBuilder::new().thread_name(|i| format!("enclave-compute-{i}"));
+        let mut pool =
+            rayon::ThreadPoolBuilder::new().thread_name(|i| format!("enclave-compute-{i}"));
         if let Some(n) = cfg.threads {
             pool = pool.num_threads(n);
         }
-        let pool = pool.build().map_err(|e| LoadError::InvalidConfig(format!("compute threads: {e}")))?;
+        let pool = pool
+            .build()
+            .map_err(|e| LoadError::InvalidConfig(format!("compute threads: {e}")))?;
         let scheduler = Scheduler::new(SchedulerConfig {
             max_batch_tokens: cfg.max_batch_tokens.max(1),
             max_running: cfg.max_running.max(1),
         });
-        Ok(EngineCore { model, shared, kv, allocator, scheduler, scratch: Scratch::default(), logits: Vec::new(), pool, context_length })
+        Ok(EngineCore {
+            model,
+            shared,
+            kv,
+            allocator,
+            scheduler,
+            scratch: Scratch::default(),
+            logits: Vec::new(),
+            pool,
+            context_length,
+        })
     }
 
     pub fn run(mut self, commands: Receiver<Command>) {
@@ -167,7 +185,9 @@ impl EngineCore {
                 let req = *req;
                 let tokenizer = &self.shared.tokenizer;
                 let prompt_len = req.prompt_ids.len();
-                self.shared.prompt.fetch_add(prompt_len as u64, Ordering::Relaxed);
+                self.shared
+                    .prompt
+                    .fetch_add(prompt_len as u64, Ordering::Relaxed);
                 let seq = Sequence {
                     history: TokenHistory::new(&req.prompt_ids, &req.sampling),
                     tokens: req.prompt_ids,
@@ -225,7 +245,10 @@ impl EngineCore {
                 // A kernel error is a bug (shapes are fixed at load); fail the step's requests
                 // rather than the whole engine.
                 tracing::error!(error = %e, "forward pass failed");
-                let ended = plan.iter().map(|&(i, _)| (i, Err(format!("internal error: {e}")))).collect();
+                let ended = plan
+                    .iter()
+                    .map(|&(i, _)| (i, Err(format!("internal error: {e}"))))
+                    .collect();
                 self.end(ended);
                 return;
             }
@@ -242,7 +265,10 @@ impl EngineCore {
     fn forward_with_masks(
         &mut self,
         plan: &[(usize, usize)],
-    ) -> (Result<Vec<f32>, enclave_kernels::KernelError>, Vec<Option<Result<TokenMask, ConstraintError>>>) {
+    ) -> (
+        Result<Vec<f32>, enclave_kernels::KernelError>,
+        Vec<Option<Result<TokenMask, ConstraintError>>>,
+    ) {
         // Constraints are taken out of their sequences while the forward pass borrows them;
         // a mask depends only on committed tokens, all of which exist before the step.
         let mut constrained: Vec<(usize, Constraint)> = Vec::new();
@@ -272,11 +298,17 @@ impl EngineCore {
         let (result, computed) = self.pool.install(|| {
             rayon::join(
                 || model.forward(&steps, kv, scratch).map(|out| out.to_vec()),
-                || constrained.par_iter_mut().map(|(_, c)| c.compute_mask()).collect::<Vec<_>>(),
+                || {
+                    constrained
+                        .par_iter_mut()
+                        .map(|(_, c)| c.compute_mask())
+                        .collect::<Vec<_>>()
+                },
             )
         });
         drop(steps);
-        let mut masks: Vec<Option<Result<TokenMask, ConstraintError>>> = plan.iter().map(|_| None).collect();
+        let mut masks: Vec<Option<Result<TokenMask, ConstraintError>>> =
+            plan.iter().map(|_| None).collect();
         for ((p, c), mask) in constrained.into_iter().zip(computed) {
             self.scheduler.running[plan[p].0].constraint = Some(c);
             masks[p] = Some(mask);
@@ -319,7 +351,11 @@ impl EngineCore {
             let tokenizer = &self.shared.tokenizer;
             let logprobs = sampled.logprob.map(|logprob| TokenLogprobs {
                 logprob,
-                top: sampled.top.iter().map(|&(id, lp)| (id, tokenizer.decode(&[id]).unwrap_or_default(), lp)).collect(),
+                top: sampled
+                    .top
+                    .iter()
+                    .map(|&(id, lp)| (id, tokenizer.decode(&[id]).unwrap_or_default(), lp))
+                    .collect(),
             });
             self.shared.generated.fetch_add(1, Ordering::Relaxed);
             match seq.accept(sampled.id, logprobs, tokenizer, self.context_length) {
@@ -344,9 +380,15 @@ impl EngineCore {
     }
 
     fn publish(&self) {
-        self.shared.running.store(self.scheduler.running.len(), Ordering::Relaxed);
-        self.shared.kv_free.store(self.allocator.free_blocks(), Ordering::Relaxed);
-        self.shared.preemptions.store(self.scheduler.preemptions, Ordering::Relaxed);
+        self.shared
+            .running
+            .store(self.scheduler.running.len(), Ordering::Relaxed);
+        self.shared
+            .kv_free
+            .store(self.allocator.free_blocks(), Ordering::Relaxed);
+        self.shared
+            .preemptions
+            .store(self.scheduler.preemptions, Ordering::Relaxed);
     }
 
     fn cancel_all(&mut self) {

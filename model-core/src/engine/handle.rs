@@ -5,12 +5,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 
+use super::EngineMetrics;
 use super::api::GenerationStream;
 use super::core::{Command, EngineCore, Shared};
 use super::request::{
-    GenerateRequest, ModelInfo, PreparedRequest, PromptInput, RequestError, RequestOptions, SubmitError,
+    GenerateRequest, ModelInfo, PreparedRequest, PromptInput, RequestError, RequestOptions,
+    SubmitError,
 };
-use super::EngineMetrics;
 use crate::chat::ChatTemplate;
 use crate::constraints::{ConstraintCompiler, ConstraintError, ResponseFormat};
 use crate::error::LoadError;
@@ -70,9 +71,15 @@ impl Engine {
     }
 
     /// Starts an engine over an already loaded model (tests build tiny random models this way).
-    pub fn start(model: LlamaModel, tokenizer: Tokenizer, cfg: EngineConfig) -> Result<Engine, LoadError> {
+    pub fn start(
+        model: LlamaModel,
+        tokenizer: Tokenizer,
+        cfg: EngineConfig,
+    ) -> Result<Engine, LoadError> {
         let mc = model.config().clone();
-        let context_length = cfg.max_context.map_or(mc.context_length, |c| c.min(mc.context_length));
+        let context_length = cfg
+            .max_context
+            .map_or(mc.context_length, |c| c.min(mc.context_length));
         let per_block = KvStore::bytes_per_block(mc.num_layers, cfg.block_size, mc.kv_dim());
         let blocks = cfg.kv_cache_bytes / per_block.max(1);
         let needed = context_length.div_ceil(cfg.block_size);
@@ -83,7 +90,11 @@ impl Engine {
             )));
         }
         let template = match tokenizer.chat_template() {
-            Some(src) => ChatTemplate::new(src, tokenizer.bos_token().unwrap_or(""), tokenizer.eos_token().unwrap_or("")),
+            Some(src) => ChatTemplate::new(
+                src,
+                tokenizer.bos_token().unwrap_or(""),
+                tokenizer.eos_token().unwrap_or(""),
+            ),
             None => Ok(ChatTemplate::chatml()),
         }
         .map_err(|e| LoadError::Tokenizer(format!("chat template: {e}")))?;
@@ -100,7 +111,10 @@ impl Engine {
             .name("enclave-engine".into())
             .spawn(move || core.run(rx))
             .map_err(LoadError::Thread)?;
-        Ok(Engine { shared, commands: tx })
+        Ok(Engine {
+            shared,
+            commands: tx,
+        })
     }
 
     pub fn info(&self) -> &ModelInfo {
@@ -119,9 +133,15 @@ impl Engine {
     /// [`prepare`](Self::prepare) plus the request's options: the response format is compiled
     /// here (cached per grammar), so an invalid or unsupported format is a [`RequestError`]
     /// before anything is queued.
-    pub fn prepare_with(&self, req: GenerateRequest, options: RequestOptions) -> Result<PreparedRequest, RequestError> {
+    pub fn prepare_with(
+        &self,
+        req: GenerateRequest,
+        options: RequestOptions,
+    ) -> Result<PreparedRequest, RequestError> {
         let constraint = match &options.response_format {
-            Some(format) if format.is_constrained() => self.constraint_compiler()?.compile(format)?,
+            Some(format) if format.is_constrained() => {
+                self.constraint_compiler()?.compile(format)?
+            }
             _ => None,
         };
         let mut prepared = self.prepare_plain(req)?;
@@ -131,7 +151,11 @@ impl Engine {
 
     /// The model's constraint compiler, built on first use (tens of milliseconds).
     pub fn constraint_compiler(&self) -> Result<&ConstraintCompiler, ConstraintError> {
-        self.shared.compiler.get_or_init(|| ConstraintCompiler::new(&self.shared.tokenizer)).as_ref().map_err(Clone::clone)
+        self.shared
+            .compiler
+            .get_or_init(|| ConstraintCompiler::new(&self.shared.tokenizer))
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// Checks a response format against this model without preparing a request (e.g. when a
@@ -145,10 +169,16 @@ impl Engine {
 
     fn prepare_plain(&self, req: GenerateRequest) -> Result<PreparedRequest, RequestError> {
         let tok = &self.shared.tokenizer;
-        let limits = SamplingLimits { vocab_size: self.shared.info.vocab_size, max_stop_sequences: 16, max_logprobs: 20 };
+        let limits = SamplingLimits {
+            vocab_size: self.shared.info.vocab_size,
+            max_stop_sequences: 16,
+            max_logprobs: 20,
+        };
         let sampling = SamplingParams::parse(req.sampling, &limits)?;
         let prompt_ids = match req.prompt {
-            PromptInput::Text(text) => tok.encode_prompt(&text, false).map_err(|e| RequestError::Tokenizer(e.to_string()))?,
+            PromptInput::Text(text) => tok
+                .encode_prompt(&text, false)
+                .map_err(|e| RequestError::Tokenizer(e.to_string()))?,
             PromptInput::Chat(messages) => {
                 let text = self
                     .shared
@@ -156,7 +186,8 @@ impl Engine {
                     .render(&messages, true)
                     .map_err(|e| RequestError::Template(e.to_string()))?;
                 // The template writes the special tokens itself; parse them as specials.
-                tok.encode(&text, true).map_err(|e| RequestError::Tokenizer(e.to_string()))?
+                tok.encode(&text, true)
+                    .map_err(|e| RequestError::Tokenizer(e.to_string()))?
             }
             PromptInput::Tokens(ids) => {
                 let vocab_size = self.shared.info.vocab_size;
@@ -171,30 +202,50 @@ impl Engine {
         }
         let limit = self.shared.info.context_length;
         if prompt_ids.len() >= limit {
-            return Err(RequestError::PromptTooLong { tokens: prompt_ids.len(), limit });
+            return Err(RequestError::PromptTooLong {
+                tokens: prompt_ids.len(),
+                limit,
+            });
         }
         let available = limit - prompt_ids.len();
         let max_tokens = match req.max_tokens {
             Some(0) => return Err(RequestError::MaxTokensZero),
             Some(n) if n as usize > available => {
-                return Err(RequestError::MaxTokensTooLarge { requested: n, available });
+                return Err(RequestError::MaxTokensTooLarge {
+                    requested: n,
+                    available,
+                });
             }
             Some(n) => n,
             None => available as u32,
         };
-        Ok(PreparedRequest { prompt_ids, sampling, max_tokens, constraint: None })
+        Ok(PreparedRequest {
+            prompt_ids,
+            sampling,
+            max_tokens,
+            constraint: None,
+        })
     }
 
     /// Queues a prepared request. Fails fast when the waiting queue is full.
     pub fn submit(&self, req: PreparedRequest) -> Result<GenerationStream, SubmitError> {
         let capacity = self.shared.max_waiting;
-        let admitted = self.shared.waiting.fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| (w < capacity).then_some(w + 1));
+        let admitted = self
+            .shared
+            .waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                (w < capacity).then_some(w + 1)
+            });
         if admitted.is_err() {
             return Err(SubmitError::Overloaded { capacity });
         }
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let prompt_tokens = req.prompt_ids.len() as u32;
-        if self.commands.send(Command::Submit(Box::new(req), tx)).is_err() {
+        if self
+            .commands
+            .send(Command::Submit(Box::new(req), tx))
+            .is_err()
+        {
             self.shared.waiting.fetch_sub(1, Ordering::AcqRel);
             return Err(SubmitError::ShuttingDown);
         }

@@ -74,7 +74,9 @@ pub enum RequestError {
     PromptTooLong { tokens: usize, limit: usize },
     #[error("max_tokens must be at least 1")]
     MaxTokensZero,
-    #[error("max_tokens {requested} exceeds the {available} tokens left in the context after the prompt")]
+    #[error(
+        "max_tokens {requested} exceeds the {available} tokens left in the context after the prompt"
+    )]
     MaxTokensTooLarge { requested: u32, available: usize },
     #[error("prompt token id {id} is outside the vocabulary of {vocab_size}")]
     TokenOutOfVocabulary { id: u32, vocab_size: usize },
@@ -96,7 +98,9 @@ impl RequestError {
         match self {
             RequestError::EmptyPrompt => "empty_prompt",
             RequestError::PromptTooLong { .. } => "context_length_exceeded",
-            RequestError::MaxTokensZero | RequestError::MaxTokensTooLarge { .. } => "invalid_max_tokens",
+            RequestError::MaxTokensZero | RequestError::MaxTokensTooLarge { .. } => {
+                "invalid_max_tokens"
+            }
             RequestError::TokenOutOfVocabulary { .. } => "invalid_token_id",
             RequestError::Sampling(e) => e.code(),
             RequestError::Template(_) => "chat_template_error",
@@ -110,7 +114,9 @@ impl RequestError {
         match self {
             RequestError::EmptyPrompt | RequestError::PromptTooLong { .. } => Some("prompt"),
             RequestError::TokenOutOfVocabulary { .. } => Some("prompt"),
-            RequestError::MaxTokensZero | RequestError::MaxTokensTooLarge { .. } => Some("max_tokens"),
+            RequestError::MaxTokensZero | RequestError::MaxTokensTooLarge { .. } => {
+                Some("max_tokens")
+            }
             RequestError::Sampling(e) => Some(e.field()),
             RequestError::Template(_) => Some("messages"),
             RequestError::Tokenizer(_) => None,

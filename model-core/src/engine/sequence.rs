@@ -46,7 +46,10 @@ impl Sequence {
     }
 
     pub fn usage(&self) -> Usage {
-        Usage { prompt_tokens: self.prompt_len as u32, completion_tokens: self.generated() as u32 }
+        Usage {
+            prompt_tokens: self.prompt_len as u32,
+            completion_tokens: self.generated() as u32,
+        }
     }
 
     /// Appends a sampled token and emits what the caller may see now.
@@ -58,7 +61,9 @@ impl Sequence {
         context_length: usize,
     ) -> Progress {
         // Under a constraint, EOS is only in the mask once the output is complete.
-        if tokenizer.eos_ids().contains(&id) && (!self.params.ignore_eos() || self.constraint.is_some()) {
+        if tokenizer.eos_ids().contains(&id)
+            && (!self.params.ignore_eos() || self.constraint.is_some())
+        {
             return Progress::Finished(FinishReason::EndOfSequence);
         }
         let mut grammar_done = false;
@@ -73,7 +78,11 @@ impl Sequence {
         let piece = self.decoder.push(id);
         let step = self.stop.push(&piece);
         // A closed receiver is noticed by the engine loop before the next step.
-        let _ = self.tx.send(GenerationEvent::Token { id, text: step.text, logprobs });
+        let _ = self.tx.send(GenerationEvent::Token {
+            id,
+            text: step.text,
+            logprobs,
+        });
         if let Some(stop) = step.stopped {
             return Progress::Finished(FinishReason::StopSequence(stop));
         }
@@ -105,7 +114,11 @@ impl Sequence {
                 text.push_str(&stop.finish());
             }
         }
-        let _ = self.tx.send(GenerationEvent::Finished { reason, usage, text });
+        let _ = self.tx.send(GenerationEvent::Finished {
+            reason,
+            usage,
+            text,
+        });
     }
 
     /// Ends the sequence with an error event (its blocks return to the pool on drop).

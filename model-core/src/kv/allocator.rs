@@ -15,7 +15,11 @@ impl BlockAllocator {
         // Pop from the end: lowest block ids are handed out first, which keeps early sequences
         // in the front of the pool (friendlier to the page cache of the pool allocation).
         let free = (0..total_blocks as u32).rev().collect();
-        BlockAllocator { free: Arc::new(Mutex::new(free)), block_size, total: total_blocks }
+        BlockAllocator {
+            free: Arc::new(Mutex::new(free)),
+            block_size,
+            total: total_blocks,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<u32>> {
@@ -43,7 +47,10 @@ impl BlockAllocator {
 
     /// An empty block list for a new sequence.
     pub fn new_sequence(&self) -> SeqBlocks {
-        SeqBlocks { allocator: self.clone(), blocks: Vec::new() }
+        SeqBlocks {
+            allocator: self.clone(),
+            blocks: Vec::new(),
+        }
     }
 }
 
@@ -66,7 +73,10 @@ impl SeqBlocks {
     /// Grows the list to hold `tokens` positions; all or nothing. Returns false when the pool
     /// has too few free blocks (the caller then preempts or waits).
     pub fn reserve(&mut self, tokens: usize) -> bool {
-        let needed = self.allocator.blocks_for(tokens).saturating_sub(self.blocks.len());
+        let needed = self
+            .allocator
+            .blocks_for(tokens)
+            .saturating_sub(self.blocks.len());
         if needed == 0 {
             return true;
         }

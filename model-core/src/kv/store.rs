@@ -50,7 +50,11 @@ impl KvStore {
 
     /// Read access for attention over one layer.
     pub fn layer(&self, layer: usize) -> LayerView<'_> {
-        LayerView { store: self, k: &self.k[layer], v: &self.v[layer] }
+        LayerView {
+            store: self,
+            k: &self.k[layer],
+            v: &self.v[layer],
+        }
     }
 }
 

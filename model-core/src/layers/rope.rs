@@ -36,7 +36,12 @@ impl Rope {
                 }
             }
         }
-        Rope { style: cfg.rope_style, half, cos, sin }
+        Rope {
+            style: cfg.rope_style,
+            half,
+            cos,
+            sin,
+        }
     }
 
     pub fn max_positions(&self) -> usize {
@@ -84,7 +89,12 @@ fn frequencies(cfg: &ModelConfig) -> Vec<f32> {
     match cfg.rope_scaling {
         RopeScaling::None => {}
         RopeScaling::Linear { factor } => freqs.iter_mut().for_each(|f| *f /= factor),
-        RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position } => {
+        RopeScaling::Llama3 {
+            factor,
+            low_freq_factor,
+            high_freq_factor,
+            original_max_position,
+        } => {
             let old = original_max_position as f32;
             let low_wavelen = old / low_freq_factor;
             let high_wavelen = old / high_freq_factor;
@@ -93,7 +103,8 @@ fn frequencies(cfg: &ModelConfig) -> Vec<f32> {
                 if wavelen > low_wavelen {
                     *f /= factor;
                 } else if wavelen >= high_wavelen {
-                    let smooth = (old / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+                    let smooth =
+                        (old / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
                     *f = (1.0 - smooth) * *f / factor + smooth * *f;
                 }
             }
@@ -139,7 +150,10 @@ mod tests {
             rope.apply(&mut x, 2, 7);
             let n0: f32 = orig.iter().map(|v| v * v).sum();
             let n1: f32 = x.iter().map(|v| v * v).sum();
-            assert!((n0 - n1).abs() < 1e-4, "{style:?}: rotation changed the norm");
+            assert!(
+                (n0 - n1).abs() < 1e-4,
+                "{style:?}: rotation changed the norm"
+            );
             assert_ne!(x, orig);
         }
     }

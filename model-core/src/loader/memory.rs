@@ -56,7 +56,11 @@ impl MemorySource {
     pub fn random(config: ModelConfig, seed: u64) -> Self {
         let mut rng = SplitMix(seed);
         let mut tensors = HashMap::new();
-        let (h, v, ff) = (config.hidden_size, config.vocab_size, config.intermediate_size);
+        let (h, v, ff) = (
+            config.hidden_size,
+            config.vocab_size,
+            config.intermediate_size,
+        );
         let (qd, kvd) = (config.q_dim(), config.kv_dim());
         let mut mat = |name: TensorName, rows: usize, cols: usize, scale: f32| {
             let data = (0..rows * cols).map(|_| rng.next_f32() * scale).collect();
@@ -102,21 +106,45 @@ impl WeightSource for MemorySource {
         self.tensors.contains_key(&name.hf())
     }
 
-    fn matrix(&self, name: &TensorName, rows: usize, cols: usize) -> Result<RawMatrix<'_>, LoadError> {
+    fn matrix(
+        &self,
+        name: &TensorName,
+        rows: usize,
+        cols: usize,
+    ) -> Result<RawMatrix<'_>, LoadError> {
         let key = name.hf();
-        let (shape, data) = self.tensors.get(&key).ok_or_else(|| LoadError::MissingTensor(key.clone()))?;
+        let (shape, data) = self
+            .tensors
+            .get(&key)
+            .ok_or_else(|| LoadError::MissingTensor(key.clone()))?;
         if shape != &[rows, cols] {
-            return Err(LoadError::ShapeMismatch { tensor: key, expected: vec![rows, cols], actual: shape.clone() });
+            return Err(LoadError::ShapeMismatch {
+                tensor: key,
+                expected: vec![rows, cols],
+                actual: shape.clone(),
+            });
         }
         let bytes = data.iter().flat_map(|x| x.to_le_bytes()).collect();
-        Ok(RawMatrix { format: WeightFormat::F32, rows, cols, bytes: Cow::Owned(bytes) })
+        Ok(RawMatrix {
+            format: WeightFormat::F32,
+            rows,
+            cols,
+            bytes: Cow::Owned(bytes),
+        })
     }
 
     fn vector(&self, name: &TensorName, len: usize) -> Result<Vec<f32>, LoadError> {
         let key = name.hf();
-        let (shape, data) = self.tensors.get(&key).ok_or_else(|| LoadError::MissingTensor(key.clone()))?;
+        let (shape, data) = self
+            .tensors
+            .get(&key)
+            .ok_or_else(|| LoadError::MissingTensor(key.clone()))?;
         if shape != &[len] {
-            return Err(LoadError::ShapeMismatch { tensor: key, expected: vec![len], actual: shape.clone() });
+            return Err(LoadError::ShapeMismatch {
+                tensor: key,
+                expected: vec![len],
+                actual: shape.clone(),
+            });
         }
         Ok(data.clone())
     }

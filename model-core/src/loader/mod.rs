@@ -29,9 +29,11 @@ pub struct RawMatrix<'a> {
 
 impl RawMatrix<'_> {
     pub fn into_qmatrix(self, name: &TensorName) -> Result<QMatrix, LoadError> {
-        QMatrix::from_ggml_bytes(self.format, self.rows, self.cols, &self.bytes).map_err(|e| LoadError::Weights {
-            tensor: name.to_string(),
-            reason: e.to_string(),
+        QMatrix::from_ggml_bytes(self.format, self.rows, self.cols, &self.bytes).map_err(|e| {
+            LoadError::Weights {
+                tensor: name.to_string(),
+                reason: e.to_string(),
+            }
         })
     }
 }
@@ -41,7 +43,12 @@ pub trait WeightSource {
     fn config(&self) -> &ModelConfig;
     fn has(&self, name: &TensorName) -> bool;
     /// The matrix `name`, checked to be exactly `rows × cols`.
-    fn matrix(&self, name: &TensorName, rows: usize, cols: usize) -> Result<RawMatrix<'_>, LoadError>;
+    fn matrix(
+        &self,
+        name: &TensorName,
+        rows: usize,
+        cols: usize,
+    ) -> Result<RawMatrix<'_>, LoadError>;
     /// A 1-D tensor of `len` values as f32 (norm weights, biases).
     fn vector(&self, name: &TensorName, len: usize) -> Result<Vec<f32>, LoadError>;
 }
@@ -66,7 +73,12 @@ pub fn stacked_matrix(
     for r in &raws {
         bytes.extend_from_slice(&r.bytes);
     }
-    let stacked = RawMatrix { format, rows: total_rows, cols, bytes: Cow::Owned(bytes) };
+    let stacked = RawMatrix {
+        format,
+        rows: total_rows,
+        cols,
+        bytes: Cow::Owned(bytes),
+    };
     stacked.into_qmatrix(&parts[0].0).map(Some)
 }
 

@@ -24,7 +24,12 @@ pub struct HfSource {
 
 impl HfSource {
     pub fn open(dir: &Path) -> Result<Self, LoadError> {
-        let read = |p: &Path| std::fs::read_to_string(p).map_err(|source| LoadError::Io { path: p.to_path_buf(), source });
+        let read = |p: &Path| {
+            std::fs::read_to_string(p).map_err(|source| LoadError::Io {
+                path: p.to_path_buf(),
+                source,
+            })
+        };
         let config = ModelConfig::from_hf_json(&read(&dir.join("config.json"))?)?;
         let mut files: Vec<PathBuf> = Vec::new();
         let index_path = dir.join("model.safetensors.index.json");
@@ -34,7 +39,9 @@ impl HfSource {
             let map = index
                 .get("weight_map")
                 .and_then(|m| m.as_object())
-                .ok_or_else(|| LoadError::InvalidConfig("safetensors index has no weight_map".into()))?;
+                .ok_or_else(|| {
+                    LoadError::InvalidConfig("safetensors index has no weight_map".into())
+                })?;
             for file in map.values().filter_map(|v| v.as_str()) {
                 let p = dir.join(file);
                 if !files.contains(&p) {
@@ -47,7 +54,10 @@ impl HfSource {
         let mut shards = Vec::with_capacity(files.len());
         let mut index = HashMap::new();
         for (i, path) in files.iter().enumerate() {
-            let io = |source| LoadError::Io { path: path.clone(), source };
+            let io = |source| LoadError::Io {
+                path: path.clone(),
+                source,
+            };
             let file = File::open(path).map_err(io)?;
             // SAFETY: read-only mapping of a weights file, see GgufSource::open.
             let mmap = unsafe { Mmap::map(&file) }.map_err(io)?;
@@ -60,15 +70,31 @@ impl HfSource {
             }
             shards.push(mmap);
         }
-        Ok(HfSource { dir: dir.to_path_buf(), shards, index, config })
+        Ok(HfSource {
+            dir: dir.to_path_buf(),
+            shards,
+            index,
+            config,
+        })
     }
 
-    fn view(&self, name: &TensorName) -> Result<(safetensors::tensor::TensorView<'_>, String), LoadError> {
+    fn view(
+        &self,
+        name: &TensorName,
+    ) -> Result<(safetensors::tensor::TensorView<'_>, String), LoadError> {
         let key = name.hf();
-        let shard = *self.index.get(&key).ok_or_else(|| LoadError::MissingTensor(key.clone()))?;
-        let st = SafeTensors::deserialize(&self.shards[shard])
-            .map_err(|e| LoadError::Weights { tensor: key.clone(), reason: e.to_string() })?;
-        let view = st.tensor(&key).map_err(|e| LoadError::Weights { tensor: key.clone(), reason: e.to_string() })?;
+        let shard = *self
+            .index
+            .get(&key)
+            .ok_or_else(|| LoadError::MissingTensor(key.clone()))?;
+        let st = SafeTensors::deserialize(&self.shards[shard]).map_err(|e| LoadError::Weights {
+            tensor: key.clone(),
+            reason: e.to_string(),
+        })?;
+        let view = st.tensor(&key).map_err(|e| LoadError::Weights {
+            tensor: key.clone(),
+            reason: e.to_string(),
+        })?;
         Ok((view, key))
     }
 }
@@ -78,7 +104,10 @@ fn format_of(dtype: Dtype, key: &str) -> Result<WeightFormat, LoadError> {
         Dtype::F32 => Ok(WeightFormat::F32),
         Dtype::F16 => Ok(WeightFormat::F16),
         Dtype::BF16 => Ok(WeightFormat::BF16),
-        other => Err(LoadError::UnsupportedQuantization { tensor: key.to_string(), dtype: format!("{other:?}") }),
+        other => Err(LoadError::UnsupportedQuantization {
+            tensor: key.to_string(),
+            dtype: format!("{other:?}"),
+        }),
     }
 }
 
@@ -91,32 +120,60 @@ impl WeightSource for HfSource {
         self.index.contains_key(&name.hf())
     }
 
-    fn matrix(&self, name: &TensorName, rows: usize, cols: usize) -> Result<RawMatrix<'_>, LoadError> {
+    fn matrix(
+        &self,
+        name: &TensorName,
+        rows: usize,
+        cols: usize,
+    ) -> Result<RawMatrix<'_>, LoadError> {
         let (view, key) = self.view(name)?;
         if view.shape() != [rows, cols] {
-            return Err(LoadError::ShapeMismatch { tensor: key, expected: vec![rows, cols], actual: view.shape().to_vec() });
+            return Err(LoadError::ShapeMismatch {
+                tensor: key,
+                expected: vec![rows, cols],
+                actual: view.shape().to_vec(),
+            });
         }
         let format = format_of(view.dtype(), &key)?;
-        Ok(RawMatrix { format, rows, cols, bytes: Cow::Borrowed(view.data()) })
+        Ok(RawMatrix {
+            format,
+            rows,
+            cols,
+            bytes: Cow::Borrowed(view.data()),
+        })
     }
 
     fn vector(&self, name: &TensorName, len: usize) -> Result<Vec<f32>, LoadError> {
         let (view, key) = self.view(name)?;
         if view.shape() != [len] {
-            return Err(LoadError::ShapeMismatch { tensor: key, expected: vec![len], actual: view.shape().to_vec() });
+            return Err(LoadError::ShapeMismatch {
+                tensor: key,
+                expected: vec![len],
+                actual: view.shape().to_vec(),
+            });
         }
         let b = view.data();
         Ok(match format_of(view.dtype(), &key)? {
-            WeightFormat::F32 => b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-            WeightFormat::F16 => b.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-            _ => b.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+            WeightFormat::F32 => b
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            WeightFormat::F16 => b
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            _ => b
+                .chunks_exact(2)
+                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
         })
     }
 }
 
 impl WeightSourceWithTokenizer for HfSource {
     fn tokenizer(&self) -> Result<crate::tokenizer::Tokenizer, LoadError> {
-        crate::tokenizer::Tokenizer::from_hf_dir(&self.dir).map_err(|e| LoadError::Tokenizer(e.to_string()))
+        crate::tokenizer::Tokenizer::from_hf_dir(&self.dir)
+            .map_err(|e| LoadError::Tokenizer(e.to_string()))
     }
 
     fn as_weights(&self) -> &dyn WeightSource {

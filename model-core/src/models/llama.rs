@@ -67,7 +67,11 @@ fn resize(v: &mut Vec<f32>, n: usize) {
     v.resize(n, 0.0);
 }
 
-fn stacked(src: &dyn WeightSource, parts: &[(TensorName, usize)], cols: usize) -> Result<QMatrix, LoadError> {
+fn stacked(
+    src: &dyn WeightSource,
+    parts: &[(TensorName, usize)],
+    cols: usize,
+) -> Result<QMatrix, LoadError> {
     if let Some(m) = stacked_matrix(src, parts, cols)? {
         return Ok(m);
     }
@@ -79,12 +83,17 @@ fn stacked(src: &dyn WeightSource, parts: &[(TensorName, usize)], cols: usize) -
         let mut row = vec![0.0f32; cols];
         for i in 0..*r {
             m.dequantize_row(i, &mut row)
-                .map_err(|e| LoadError::Weights { tensor: name.to_string(), reason: e.to_string() })?;
+                .map_err(|e| LoadError::Weights {
+                    tensor: name.to_string(),
+                    reason: e.to_string(),
+                })?;
             values.extend_from_slice(&row);
         }
     }
-    QMatrix::from_f32(rows, cols, &values)
-        .map_err(|e| LoadError::Weights { tensor: parts[0].0.to_string(), reason: e.to_string() })
+    QMatrix::from_f32(rows, cols, &values).map_err(|e| LoadError::Weights {
+        tensor: parts[0].0.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 impl LlamaModel {
@@ -95,7 +104,10 @@ impl LlamaModel {
         let embed_name = TensorName::TokenEmbedding;
         let embed = Arc::new(src.matrix(&embed_name, v, h)?.into_qmatrix(&embed_name)?);
         let lm_head = if src.has(&TensorName::Output) {
-            Arc::new(src.matrix(&TensorName::Output, v, h)?.into_qmatrix(&TensorName::Output)?)
+            Arc::new(
+                src.matrix(&TensorName::Output, v, h)?
+                    .into_qmatrix(&TensorName::Output)?,
+            )
         } else {
             Arc::clone(&embed)
         };
@@ -109,10 +121,26 @@ impl LlamaModel {
             } else {
                 None
             };
-            let qkv = stacked(src, &[(TensorName::Q(l), qd), (TensorName::K(l), kvd), (TensorName::V(l), kvd)], h)?;
-            let gate_up = stacked(src, &[(TensorName::Gate(l), ff), (TensorName::Up(l), ff)], h)?;
-            let o = src.matrix(&TensorName::O(l), h, qd)?.into_qmatrix(&TensorName::O(l))?;
-            let down = src.matrix(&TensorName::Down(l), h, ff)?.into_qmatrix(&TensorName::Down(l))?;
+            let qkv = stacked(
+                src,
+                &[
+                    (TensorName::Q(l), qd),
+                    (TensorName::K(l), kvd),
+                    (TensorName::V(l), kvd),
+                ],
+                h,
+            )?;
+            let gate_up = stacked(
+                src,
+                &[(TensorName::Gate(l), ff), (TensorName::Up(l), ff)],
+                h,
+            )?;
+            let o = src
+                .matrix(&TensorName::O(l), h, qd)?
+                .into_qmatrix(&TensorName::O(l))?;
+            let down = src
+                .matrix(&TensorName::Down(l), h, ff)?
+                .into_qmatrix(&TensorName::Down(l))?;
             layers.push(Layer {
                 attn_norm: src.vector(&TensorName::AttnNorm(l), h)?,
                 qkv: Linear::new(qkv, qkv_bias),
@@ -124,7 +152,14 @@ impl LlamaModel {
         }
         let output_norm = src.vector(&TensorName::OutputNorm, h)?;
         let rope = Rope::new(&cfg);
-        Ok(LlamaModel { cfg, embed, lm_head, output_norm, layers, rope })
+        Ok(LlamaModel {
+            cfg,
+            embed,
+            lm_head,
+            output_norm,
+            layers,
+            rope,
+        })
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -136,9 +171,18 @@ impl LlamaModel {
         let layers: usize = self
             .layers
             .iter()
-            .map(|l| l.qkv.weight.size_bytes() + l.o.weight.size_bytes() + l.gate_up.weight.size_bytes() + l.down.weight.size_bytes())
+            .map(|l| {
+                l.qkv.weight.size_bytes()
+                    + l.o.weight.size_bytes()
+                    + l.gate_up.weight.size_bytes()
+                    + l.down.weight.size_bytes()
+            })
             .sum();
-        let head = if Arc::ptr_eq(&self.embed, &self.lm_head) { 0 } else { self.lm_head.size_bytes() };
+        let head = if Arc::ptr_eq(&self.embed, &self.lm_head) {
+            0
+        } else {
+            self.lm_head.size_bytes()
+        };
         layers + self.embed.size_bytes() + head
     }
 
@@ -169,9 +213,15 @@ impl LlamaModel {
         for seq in seqs {
             for (i, &t) in seq.tokens.iter().enumerate() {
                 let r = row + i;
-                self.embed.dequantize_row(t as usize, &mut s.x[r * h..(r + 1) * h])?;
+                self.embed
+                    .dequantize_row(t as usize, &mut s.x[r * h..(r + 1) * h])?;
             }
-            attn_seqs.push(AttnSeq { blocks: seq.blocks, start_pos: seq.start_pos, row, len: seq.tokens.len() });
+            attn_seqs.push(AttnSeq {
+                blocks: seq.blocks,
+                start_pos: seq.start_pos,
+                row,
+                len: seq.tokens.len(),
+            });
             row += seq.tokens.len();
         }
         let shape = AttnShape {
@@ -182,8 +232,10 @@ impl LlamaModel {
         };
         let qkv_w = qd + 2 * kvd;
         // Each row's adapter (None: base model), for the low-rank updates after each projection.
-        let row_adapters: Vec<Option<&LoraAdapter>> =
-            seqs.iter().flat_map(|q| std::iter::repeat_n(q.adapter, q.tokens.len())).collect();
+        let row_adapters: Vec<Option<&LoraAdapter>> = seqs
+            .iter()
+            .flat_map(|q| std::iter::repeat_n(q.adapter, q.tokens.len()))
+            .collect();
 
         for (l, layer) in self.layers.iter().enumerate() {
             rms_norm_rows(&s.x, &layer.attn_norm, cfg.rms_eps, &mut s.xn, h)?;
@@ -206,13 +258,29 @@ impl LlamaModel {
             }
             attention(&shape, &s.q, kv.layer(l), &attn_seqs, &mut s.attn);
             layer.o.forward(&s.attn, tokens, &mut s.proj)?;
-            apply_lora(&row_adapters, l, &[(Target::O, 0)], &s.attn, qd, &mut s.proj, h)?;
+            apply_lora(
+                &row_adapters,
+                l,
+                &[(Target::O, 0)],
+                &s.attn,
+                qd,
+                &mut s.proj,
+                h,
+            )?;
             enclave_kernels::add_inplace(&mut s.x, &s.proj)?;
 
             rms_norm_rows(&s.x, &layer.ffn_norm, cfg.rms_eps, &mut s.xn, h)?;
             layer.gate_up.forward(&s.xn, tokens, &mut s.gate_up)?;
             let gu_parts = [(Target::Gate, 0), (Target::Up, ff)];
-            apply_lora(&row_adapters, l, &gu_parts, &s.xn, h, &mut s.gate_up, 2 * ff)?;
+            apply_lora(
+                &row_adapters,
+                l,
+                &gu_parts,
+                &s.xn,
+                h,
+                &mut s.gate_up,
+                2 * ff,
+            )?;
             for r in 0..tokens {
                 let gu = &mut s.gate_up[r * 2 * ff..(r + 1) * 2 * ff];
                 let (gate, up) = gu.split_at_mut(ff);
@@ -220,7 +288,15 @@ impl LlamaModel {
                 s.hidden[r * ff..(r + 1) * ff].copy_from_slice(gate);
             }
             layer.down.forward(&s.hidden, tokens, &mut s.proj)?;
-            apply_lora(&row_adapters, l, &[(Target::Down, 0)], &s.hidden, ff, &mut s.proj, h)?;
+            apply_lora(
+                &row_adapters,
+                l,
+                &[(Target::Down, 0)],
+                &s.hidden,
+                ff,
+                &mut s.proj,
+                h,
+            )?;
             enclave_kernels::add_inplace(&mut s.x, &s.proj)?;
         }
 
@@ -233,7 +309,12 @@ impl LlamaModel {
             .collect();
         resize(&mut s.last, wanted.len() * h);
         for (i, &r) in wanted.iter().enumerate() {
-            enclave_kernels::rms_norm(&s.x[r * h..(r + 1) * h], &self.output_norm, cfg.rms_eps, &mut s.last[i * h..(i + 1) * h])?;
+            enclave_kernels::rms_norm(
+                &s.x[r * h..(r + 1) * h],
+                &self.output_norm,
+                cfg.rms_eps,
+                &mut s.last[i * h..(i + 1) * h],
+            )?;
         }
         resize(&mut s.logits, wanted.len() * cfg.vocab_size);
         if !wanted.is_empty() {
@@ -243,7 +324,13 @@ impl LlamaModel {
     }
 }
 
-fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32], h: usize) -> Result<(), KernelError> {
+fn rms_norm_rows(
+    x: &[f32],
+    w: &[f32],
+    eps: f32,
+    out: &mut [f32],
+    h: usize,
+) -> Result<(), KernelError> {
     for (xr, or) in x.chunks_exact(h).zip(out.chunks_exact_mut(h)) {
         enclave_kernels::rms_norm(xr, w, eps, or)?;
     }
@@ -267,8 +354,17 @@ mod tests {
         let mut last = Vec::new();
         for &n in chunks {
             assert!(blocks.reserve(pos + n));
-            let step = [StepSeq { tokens: &tokens[pos..pos + n], start_pos: pos, blocks: blocks.ids(), logits: true, adapter: None }];
-            last = model.forward(&step, &mut kv, &mut scratch).expect("forward").to_vec();
+            let step = [StepSeq {
+                tokens: &tokens[pos..pos + n],
+                start_pos: pos,
+                blocks: blocks.ids(),
+                logits: true,
+                adapter: None,
+            }];
+            last = model
+                .forward(&step, &mut kv, &mut scratch)
+                .expect("forward")
+                .to_vec();
             pos += n;
         }
         assert_eq!(pos, tokens.len());
@@ -277,7 +373,8 @@ mod tests {
 
     #[test]
     fn chunked_prefill_and_token_by_token_decode_agree_with_one_shot_prefill() {
-        let model = LlamaModel::load(&MemorySource::random(MemorySource::tiny_config(), 42)).expect("loads");
+        let model = LlamaModel::load(&MemorySource::random(MemorySource::tiny_config(), 42))
+            .expect("loads");
         let tokens: Vec<u32> = (0..23).map(|i| (i * 7 % 96) as u32).collect();
         let once = logits_in_chunks(&model, &tokens, &[23]);
         let chunked = logits_in_chunks(&model, &tokens, &[5, 9, 1, 8]);
@@ -293,7 +390,8 @@ mod tests {
 
     #[test]
     fn sequences_in_one_step_do_not_see_each_other() {
-        let model = LlamaModel::load(&MemorySource::random(MemorySource::tiny_config(), 7)).expect("loads");
+        let model =
+            LlamaModel::load(&MemorySource::random(MemorySource::tiny_config(), 7)).expect("loads");
         let cfg = model.config();
         let a: Vec<u32> = vec![3, 14, 15, 92, 65];
         let b: Vec<u32> = vec![27, 18, 28];
@@ -305,10 +403,25 @@ mod tests {
         assert!(ba.reserve(5) && bb.reserve(3));
         let mut scratch = Scratch::default();
         let step = [
-            StepSeq { tokens: &a, start_pos: 0, blocks: ba.ids(), logits: true, adapter: None },
-            StepSeq { tokens: &b, start_pos: 0, blocks: bb.ids(), logits: true, adapter: None },
+            StepSeq {
+                tokens: &a,
+                start_pos: 0,
+                blocks: ba.ids(),
+                logits: true,
+                adapter: None,
+            },
+            StepSeq {
+                tokens: &b,
+                start_pos: 0,
+                blocks: bb.ids(),
+                logits: true,
+                adapter: None,
+            },
         ];
-        let both = model.forward(&step, &mut kv, &mut scratch).expect("forward").to_vec();
+        let both = model
+            .forward(&step, &mut kv, &mut scratch)
+            .expect("forward")
+            .to_vec();
         let v = cfg.vocab_size;
         for (x, y) in both[..v].iter().zip(&alone_a) {
             assert!((x - y).abs() < 1e-4);

@@ -36,7 +36,12 @@ pub struct Scheduler<S> {
 
 impl<S: SeqState> Scheduler<S> {
     pub fn new(cfg: SchedulerConfig) -> Self {
-        Scheduler { cfg, waiting: VecDeque::new(), running: Vec::new(), preemptions: 0 }
+        Scheduler {
+            cfg,
+            waiting: VecDeque::new(),
+            running: Vec::new(),
+            preemptions: 0,
+        }
     }
 
     pub fn is_idle(&self) -> bool {
@@ -78,14 +83,19 @@ impl<S: SeqState> Scheduler<S> {
             // Retry the same `i` (if the victim was `i` itself, the loop condition ends it).
         }
         while budget > 0 && self.running.len() < self.cfg.max_running {
-            let Some(front) = self.waiting.front_mut() else { break };
+            let Some(front) = self.waiting.front_mut() else {
+                break;
+            };
             let n = front.pending().min(budget);
             let need = front.computed() + n;
             if n == 0 || !front.blocks().reserve(need) {
                 break;
             }
             // INVARIANT: front_mut() returned Some just above.
-            let seq = self.waiting.pop_front().expect("waiting queue is non-empty");
+            let seq = self
+                .waiting
+                .pop_front()
+                .expect("waiting queue is non-empty");
             self.running.push(seq);
             plan.push((self.running.len() - 1, n));
             budget -= n;
@@ -132,12 +142,31 @@ mod tests {
     #[test]
     fn prefill_is_chunked_under_the_token_budget_and_decodes_join() {
         let alloc = BlockAllocator::new(64, 16);
-        let mut s = Scheduler::new(SchedulerConfig { max_batch_tokens: 100, max_running: 8 });
-        s.waiting.push_back(Fake { total: 250, computed: 0, blocks: alloc.new_sequence() });
+        let mut s = Scheduler::new(SchedulerConfig {
+            max_batch_tokens: 100,
+            max_running: 8,
+        });
+        s.waiting.push_back(Fake {
+            total: 250,
+            computed: 0,
+            blocks: alloc.new_sequence(),
+        });
         assert_eq!(run_step(&mut s), vec![(0, 100)]);
-        s.waiting.push_back(Fake { total: 10, computed: 0, blocks: alloc.new_sequence() });
-        assert_eq!(run_step(&mut s), vec![(0, 100)], "budget used up by the first prefill");
-        assert_eq!(run_step(&mut s), vec![(0, 50), (1, 10)], "the rest of the budget admits the second");
+        s.waiting.push_back(Fake {
+            total: 10,
+            computed: 0,
+            blocks: alloc.new_sequence(),
+        });
+        assert_eq!(
+            run_step(&mut s),
+            vec![(0, 100)],
+            "budget used up by the first prefill"
+        );
+        assert_eq!(
+            run_step(&mut s),
+            vec![(0, 50), (1, 10)],
+            "the rest of the budget admits the second"
+        );
         // Both now decode one token each step.
         s.running[0].total += 1;
         s.running[1].total += 1;
@@ -147,9 +176,20 @@ mod tests {
     #[test]
     fn pool_exhaustion_preempts_the_newest_and_it_resumes_later() {
         let alloc = BlockAllocator::new(4, 4); // 16 positions in all
-        let mut s = Scheduler::new(SchedulerConfig { max_batch_tokens: 64, max_running: 8 });
-        s.waiting.push_back(Fake { total: 8, computed: 0, blocks: alloc.new_sequence() });
-        s.waiting.push_back(Fake { total: 8, computed: 0, blocks: alloc.new_sequence() });
+        let mut s = Scheduler::new(SchedulerConfig {
+            max_batch_tokens: 64,
+            max_running: 8,
+        });
+        s.waiting.push_back(Fake {
+            total: 8,
+            computed: 0,
+            blocks: alloc.new_sequence(),
+        });
+        s.waiting.push_back(Fake {
+            total: 8,
+            computed: 0,
+            blocks: alloc.new_sequence(),
+        });
         assert_eq!(run_step(&mut s), vec![(0, 8), (1, 8)]);
         // The first grows past its blocks: the pool is full, so the second is preempted.
         s.running[0].total += 1;
@@ -157,7 +197,10 @@ mod tests {
         assert_eq!(run_step(&mut s), vec![(0, 1)]);
         assert_eq!(s.preemptions, 1);
         assert_eq!(s.waiting.len(), 1);
-        assert_eq!(s.waiting[0].computed, 0, "preempted sequence recomputes from scratch");
+        assert_eq!(
+            s.waiting[0].computed, 0,
+            "preempted sequence recomputes from scratch"
+        );
         // When the first finishes, the second is re-admitted with all 9 tokens.
         s.running.remove(0);
         assert_eq!(run_step(&mut s), vec![(0, 9)]);

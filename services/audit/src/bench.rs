@@ -161,7 +161,14 @@ pub async fn run(
     let mut written = 0u64;
     for &n in &opts.concurrency {
         let start = Instant::now();
-        let mut lat = load(&writer, tenant, n, start + opts.duration_per_level, u64::MAX).await?;
+        let mut lat = load(
+            &writer,
+            tenant,
+            n,
+            start + opts.duration_per_level,
+            u64::MAX,
+        )
+        .await?;
         let secs = start.elapsed().as_secs_f64();
         written += lat.len() as u64;
         lat.sort_unstable();
@@ -231,9 +238,7 @@ async fn export_and_verify(
         sink(BenchFigure::new("export_peak_rss", peak, "MiB"));
     }
     let start = Instant::now();
-    let offline = tokio::task::block_in_place(|| {
-        crate::verify_export(&path, &m, &key.public())
-    })?;
+    let offline = tokio::task::block_in_place(|| crate::verify_export(&path, &m, &key.public()))?;
     sink(BenchFigure::new(
         "verify_export",
         offline.checked as f64 / start.elapsed().as_secs_f64(),

@@ -349,9 +349,15 @@ async fn append_once(
 ) -> Result<bool, AuditError> {
     let tenants: Vec<Uuid> = before.keys().copied().collect();
     let old_seqs: Vec<i64> = before.values().map(|h| h.seq as i64).collect();
-    let old_hashes: Vec<&[u8]> = before.values().map(|h| h.hash.as_bytes().as_slice()).collect();
+    let old_hashes: Vec<&[u8]> = before
+        .values()
+        .map(|h| h.hash.as_bytes().as_slice())
+        .collect();
     let new_seqs: Vec<i64> = after.values().map(|h| h.seq as i64).collect();
-    let new_hashes: Vec<&[u8]> = after.values().map(|h| h.hash.as_bytes().as_slice()).collect();
+    let new_hashes: Vec<&[u8]> = after
+        .values()
+        .map(|h| h.hash.as_bytes().as_slice())
+        .collect();
     let new_lasts: Vec<DateTime<Utc>> = after.values().map(|h| h.last).collect();
     let stale: i32 = sqlx::query_scalar(
         "SELECT audit_append_batch($1::uuid[], $2::int8[], $3::bytea[], $4::int8[], $5::bytea[],

@@ -198,7 +198,8 @@ impl AuditRecord {
         self.time = self.time.trunc_subsecs(6);
         let mut value = serde_json::to_value(&self).map_err(AuditError::json("audit record"))?;
         if strip_nul(&mut value) {
-            self = serde_json::from_value(value.clone()).map_err(AuditError::json("audit record"))?;
+            self =
+                serde_json::from_value(value.clone()).map_err(AuditError::json("audit record"))?;
         }
         Ok((self, value))
     }

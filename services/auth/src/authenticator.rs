@@ -12,8 +12,8 @@ use enclave_store::{
 use serde::Serialize;
 
 use crate::AuthError;
-use crate::cache::TtlCache;
 use crate::api_key::{ApiKeySecret, CreatedApiKey, NewApiKeyRequest, ParsedApiKey};
+use crate::cache::TtlCache;
 use crate::jwt::{AccessClaims, KeyRing};
 use crate::password::{PasswordHasher, PasswordPolicy};
 use crate::secret::{random_token, sha256};
@@ -580,7 +580,12 @@ impl Authenticator {
         tenant: &TenantId,
         status: TenantStatus,
     ) -> Result<enclave_store::Tenant, AuthError> {
-        let t = self.inner.store.tenants().set_status(tenant, status).await?;
+        let t = self
+            .inner
+            .store
+            .tenants()
+            .set_status(tenant, status)
+            .await?;
         self.forget_tenant(tenant);
         Ok(t)
     }

@@ -48,7 +48,9 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, (Instant, V)>> {
         // A poisoned map holds only cached answers; keep using it rather than fail requests.
-        self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

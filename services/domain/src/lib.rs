@@ -10,7 +10,8 @@ mod scope;
 mod text;
 
 pub use adapter::{
-    AdapterAlias, AdapterName, AdapterRef, AdapterSelector, AdapterVersion, DEFAULT_ALIAS, DigestPrefix,
+    AdapterAlias, AdapterName, AdapterRef, AdapterSelector, AdapterVersion, DEFAULT_ALIAS,
+    DigestPrefix,
 };
 pub use error::DomainError;
 pub use ids::{ApiKeyId, RequestId, TenantId, UserId};

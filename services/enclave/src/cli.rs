@@ -8,7 +8,11 @@ use crate::commands;
 use crate::telemetry::LogFormat;
 
 #[derive(Parser, Debug)]
-#[command(name = "enclave", version, about = "Private-deployment multi-tenant LLM platform")]
+#[command(
+    name = "enclave",
+    version,
+    about = "Private-deployment multi-tenant LLM platform"
+)]
 pub struct Cli {
     /// Log output format: `auto` is text on a terminal, JSON lines otherwise.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto, env = "ENCLAVE_LOG_FORMAT")]
@@ -50,7 +54,11 @@ pub enum BenchCommand {
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
     /// A GGUF file or a Hugging Face model directory.
-    #[arg(long, env = "ENCLAVE_MODEL", default_value = "models/SmolLM2-135M-Instruct.Q4_1.gguf")]
+    #[arg(
+        long,
+        env = "ENCLAVE_MODEL",
+        default_value = "models/SmolLM2-135M-Instruct.Q4_1.gguf"
+    )]
     pub model: PathBuf,
     /// Compute threads (default: all cores).
     #[arg(long, env = "ENCLAVE_THREADS")]
@@ -85,7 +93,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(args) => commands::audit::run(args),
         Command::Bench(BenchCommand::Gateway(args)) => commands::bench::gateway::run(args),
         Command::Bench(BenchCommand::Policy) => {
-            enclave_policy::bench::run(&mut |f| commands::bench::emit(f.bench, &f.metric, f.value, f.unit));
+            enclave_policy::bench::run(&mut |f| {
+                commands::bench::emit(f.bench, &f.metric, f.value, f.unit)
+            });
             Ok(())
         }
     }

@@ -33,12 +33,20 @@ pub fn build_app(
         .app_data(BodyLimit(limit))
         .app_data(web::PathConfig::default().error_handler(error::path_error))
         .app_data(web::QueryConfig::default().error_handler(error::query_error))
-        .app_data(web::JsonConfig::default().limit(limit).error_handler(error::json_error))
+        .app_data(
+            web::JsonConfig::default()
+                .limit(limit)
+                .error_handler(error::json_error),
+        )
         .app_data(web::PayloadConfig::default().limit(limit))
         .wrap(from_fn(middleware::request_context))
         .wrap(from_fn(crate::audit::record_calls))
         .configure(routes::configure)
-        .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(ApiError::from_status(actix_web::http::StatusCode::NOT_FOUND)) }))
+        .default_service(web::to(|| async {
+            Err::<actix_web::HttpResponse, _>(ApiError::from_status(
+                actix_web::http::StatusCode::NOT_FOUND,
+            ))
+        }))
 }
 
 /// Starts servers; see [`RunningServer`].

@@ -44,7 +44,9 @@ pub enum ApiError {
     #[error("request body exceeds the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     /// 415
-    #[error("content type {content_type:?} is not supported; send application/json or application/xml")]
+    #[error(
+        "content type {content_type:?} is not supported; send application/json or application/xml"
+    )]
     UnsupportedMediaType { content_type: String },
     /// 429: a rate limit or budget is exhausted; retry after the given seconds.
     #[error("{message}")]
@@ -73,7 +75,11 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn invalid(code: impl Into<Cow<'static, str>>, message: impl Into<String>, field: Option<String>) -> Self {
+    pub fn invalid(
+        code: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+        field: Option<String>,
+    ) -> Self {
         ApiError::InvalidRequest {
             code: code.into(),
             message: message.into(),
@@ -107,13 +113,25 @@ impl ApiError {
     pub fn from_status(status: StatusCode) -> Self {
         let (code, message) = match status {
             StatusCode::NOT_FOUND => ("not_found", "no route matches this path"),
-            StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "this method is not allowed on this path"),
-            StatusCode::NOT_ACCEPTABLE => ("not_acceptable", "the requested representation is not available"),
+            StatusCode::METHOD_NOT_ALLOWED => (
+                "method_not_allowed",
+                "this method is not allowed on this path",
+            ),
+            StatusCode::NOT_ACCEPTABLE => (
+                "not_acceptable",
+                "the requested representation is not available",
+            ),
             StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "request body too large"),
             StatusCode::URI_TOO_LONG => ("uri_too_long", "request URI too long"),
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => ("headers_too_large", "request headers too large"),
-            StatusCode::REQUEST_TIMEOUT => ("request_timeout", "the request took too long to arrive"),
-            StatusCode::SERVICE_UNAVAILABLE => ("unavailable", "the service cannot take requests now"),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
+                ("headers_too_large", "request headers too large")
+            }
+            StatusCode::REQUEST_TIMEOUT => {
+                ("request_timeout", "the request took too long to arrive")
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                ("unavailable", "the service cannot take requests now")
+            }
             s if s.is_server_error() => ("internal_error", "internal error"),
             _ => ("invalid_request", "the request could not be processed"),
         };
@@ -142,7 +160,9 @@ impl ApiError {
 
     pub fn field(&self) -> Option<&str> {
         match self {
-            ApiError::InvalidRequest { field, .. } | ApiError::Conflict { field, .. } => field.as_deref(),
+            ApiError::InvalidRequest { field, .. } | ApiError::Conflict { field, .. } => {
+                field.as_deref()
+            }
             _ => None,
         }
     }
@@ -150,7 +170,9 @@ impl ApiError {
     /// The message a client may see: the Display text, except for 5xx faults.
     pub fn public_message(&self) -> String {
         match self {
-            ApiError::Internal(_) => "internal error; quote the request_id when reporting it".to_owned(),
+            ApiError::Internal(_) => {
+                "internal error; quote the request_id when reporting it".to_owned()
+            }
             other => other.to_string(),
         }
     }
@@ -171,7 +193,9 @@ impl ApiError {
     pub fn render(&self, format: Format, request_id: Option<&str>) -> HttpResponse {
         let mut res = HttpResponse::build(self.status_code());
         match self {
-            ApiError::RateLimited { retry_after_secs, .. }
+            ApiError::RateLimited {
+                retry_after_secs, ..
+            }
             | ApiError::Unavailable {
                 retry_after_secs: Some(retry_after_secs),
                 ..
@@ -219,22 +243,42 @@ impl ResponseError for ApiError {
 
 /// Error handlers for actix's built-in extractors, so none of them answers in plain text.
 pub fn path_error(err: actix_web::error::PathError, _req: &HttpRequest) -> actix_web::Error {
-    ApiError::invalid("invalid_path_parameter", format!("path parameter is not valid: {err}"), None).into()
+    ApiError::invalid(
+        "invalid_path_parameter",
+        format!("path parameter is not valid: {err}"),
+        None,
+    )
+    .into()
 }
 
-pub fn query_error(err: actix_web::error::QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
-    ApiError::invalid("invalid_query", format!("query string is not valid: {err}"), None).into()
+pub fn query_error(
+    err: actix_web::error::QueryPayloadError,
+    _req: &HttpRequest,
+) -> actix_web::Error {
+    ApiError::invalid(
+        "invalid_query",
+        format!("query string is not valid: {err}"),
+        None,
+    )
+    .into()
 }
 
 pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
     use actix_web::error::JsonPayloadError as E;
     match err {
-        E::Overflow { limit } | E::OverflowKnownLength { limit, .. } => ApiError::PayloadTooLarge { limit }.into(),
+        E::Overflow { limit } | E::OverflowKnownLength { limit, .. } => {
+            ApiError::PayloadTooLarge { limit }.into()
+        }
         E::ContentType => ApiError::UnsupportedMediaType {
             content_type: "non-JSON".to_owned(),
         }
         .into(),
-        other => ApiError::invalid("invalid_json", format!("request body is not valid: {other}"), None).into(),
+        other => ApiError::invalid(
+            "invalid_json",
+            format!("request body is not valid: {other}"),
+            None,
+        )
+        .into(),
     }
 }
 
@@ -247,7 +291,11 @@ mod tests {
         let err = ApiError::internal(std::io::Error::other("password=hunter2 at db:5432"));
         let body = err.body(Some("req-1"));
         assert_eq!(err.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
-        assert!(!body.error.message.contains("hunter2"), "{}", body.error.message);
+        assert!(
+            !body.error.message.contains("hunter2"),
+            "{}",
+            body.error.message
+        );
         assert_eq!(body.error.request_id.as_deref(), Some("req-1"));
         assert_eq!(body.error.code, "internal_error");
     }
@@ -261,9 +309,16 @@ mod tests {
         };
         let res = err.render(Format::Xml, None);
         assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(res.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()), Some("7"));
         assert_eq!(
-            res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()),
+            res.headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()),
+            Some("7")
+        );
+        assert_eq!(
+            res.headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
             Some("application/xml")
         );
     }

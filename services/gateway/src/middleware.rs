@@ -79,7 +79,11 @@ pub async fn request_context(
     let started = Instant::now();
     // Handlers and extractors turn their errors into responses, so an `Err` here is rare (a
     // failing inner middleware); it is answered by its own `error_response`.
-    let res = next.call(req).instrument(span.clone()).await?.map_into_boxed_body();
+    let res = next
+        .call(req)
+        .instrument(span.clone())
+        .await?
+        .map_into_boxed_body();
     let mut res = span.in_scope(|| render_errors(res, format, &request_id));
     if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
         res.headers_mut().insert(X_REQUEST_ID, value);
@@ -96,7 +100,11 @@ pub async fn request_context(
 
 /// Re-renders any error response as an [`ApiError`] body in `format` with the request id;
 /// logs server faults with their source chain.
-fn render_errors(res: ServiceResponse<BoxBody>, format: Format, request_id: &RequestId) -> ServiceResponse<BoxBody> {
+fn render_errors(
+    res: ServiceResponse<BoxBody>,
+    format: Format,
+    request_id: &RequestId,
+) -> ServiceResponse<BoxBody> {
     let status = res.status();
     if !(status.is_client_error() || status.is_server_error())
         || res.response().extensions().contains::<Deliberate>()
@@ -104,7 +112,11 @@ fn render_errors(res: ServiceResponse<BoxBody>, format: Format, request_id: &Req
         return res;
     }
     let fallback;
-    let api_error = match res.response().error().and_then(|e| e.as_error::<ApiError>()) {
+    let api_error = match res
+        .response()
+        .error()
+        .and_then(|e| e.as_error::<ApiError>())
+    {
         Some(api_error) => api_error,
         None => {
             fallback = match res.response().error() {

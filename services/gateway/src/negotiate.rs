@@ -111,12 +111,20 @@ impl Format {
                     )
                 })?;
                 de.end().map_err(|e| {
-                    ApiError::invalid("invalid_json", format!("trailing data after the JSON body: {e}"), None)
+                    ApiError::invalid(
+                        "invalid_json",
+                        format!("trailing data after the JSON body: {e}"),
+                        None,
+                    )
                 })?;
                 Ok(value)
             }
             Format::Xml => xml::from_xml(body).map_err(|e| {
-                ApiError::invalid("invalid_xml", format!("request body is not valid: {}", e.error), e.path)
+                ApiError::invalid(
+                    "invalid_xml",
+                    format!("request body is not valid: {}", e.error),
+                    e.path,
+                )
             }),
         }
     }
@@ -159,7 +167,11 @@ impl<T: DeserializeOwned + 'static> FromRequest for Negotiated<T> {
             let mut body = bytes::BytesMut::new();
             while let Some(chunk) = payload.next().await {
                 let chunk = chunk.map_err(|e| {
-                    ApiError::invalid("invalid_body", format!("request body could not be read: {e}"), None)
+                    ApiError::invalid(
+                        "invalid_body",
+                        format!("request body could not be read: {e}"),
+                        None,
+                    )
                 })?;
                 if body.len() + chunk.len() > limit {
                     return Err(ApiError::PayloadTooLarge { limit });
@@ -167,7 +179,11 @@ impl<T: DeserializeOwned + 'static> FromRequest for Negotiated<T> {
                 body.extend_from_slice(&chunk);
             }
             if body.iter().all(u8::is_ascii_whitespace) {
-                return Err(ApiError::invalid("missing_body", "a request body is required", None));
+                return Err(ApiError::invalid(
+                    "missing_body",
+                    "a request body is required",
+                    None,
+                ));
             }
             format.decode(&body).map(Negotiated)
         })
@@ -236,7 +252,10 @@ mod tests {
 
     fn accept(value: &str) -> Format {
         let mut headers = HeaderMap::new();
-        headers.insert(header::ACCEPT, HeaderValue::from_str(value).expect("header"));
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_str(value).expect("header"),
+        );
         Format::from_accept(&headers)
     }
 
@@ -249,7 +268,10 @@ mod tests {
             ("*/*", Format::Json),
             ("text/html", Format::Json),
             ("application/json;q=0.5, application/xml", Format::Xml),
-            ("application/xml;q=0.2, application/json;q=0.9", Format::Json),
+            (
+                "application/xml;q=0.2, application/json;q=0.9",
+                Format::Json,
+            ),
             ("application/xml, application/json", Format::Xml),
             ("application/xml;q=0", Format::Json),
         ];
@@ -271,8 +293,15 @@ mod tests {
         ];
         for (value, expected) in cases {
             let mut headers = HeaderMap::new();
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(value).expect("header"));
-            assert_eq!(Format::from_content_type(&headers).ok(), expected, "Content-Type: {value}");
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_str(value).expect("header"),
+            );
+            assert_eq!(
+                Format::from_content_type(&headers).ok(),
+                expected,
+                "Content-Type: {value}"
+            );
         }
     }
 }

@@ -15,7 +15,10 @@ pub enum SettingsError {
     #[error("settings could not be read: {0}")]
     Load(#[source] Box<figment::Error>),
     #[error("setting `{field}` is invalid: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> SettingsError {
@@ -187,7 +190,9 @@ impl Default for LogSettings {
 /// without `__` is never one: those belong to the command line (`ENCLAVE_MODEL`,
 /// `ENCLAVE_THREADS`, `ENCLAVE_LOG`, `ENCLAVE_CONFIG`, ...) and are left to it.
 fn settings_env() -> Env {
-    Env::prefixed("ENCLAVE_").filter(|key| key.as_str().contains("__")).split("__")
+    Env::prefixed("ENCLAVE_")
+        .filter(|key| key.as_str().contains("__"))
+        .split("__")
 }
 
 impl Settings {
@@ -196,7 +201,10 @@ impl Settings {
         let mut figment = Figment::from(Serialized::defaults(Settings::default()));
         if let Some(file) = file {
             if !file.is_file() {
-                return Err(invalid("config file", format!("{} does not exist", file.display())));
+                return Err(invalid(
+                    "config file",
+                    format!("{} does not exist", file.display()),
+                ));
             }
             figment = figment.merge(Toml::file_exact(file));
         }
@@ -205,7 +213,9 @@ impl Settings {
 
     /// Extracts and validates; exposed so the CLI can layer its own flags.
     pub fn from_figment(figment: Figment) -> Result<Settings, SettingsError> {
-        let settings: Settings = figment.extract().map_err(|e| SettingsError::Load(Box::new(e)))?;
+        let settings: Settings = figment
+            .extract()
+            .map_err(|e| SettingsError::Load(Box::new(e)))?;
         settings.validate()?;
         Ok(settings)
     }
@@ -213,33 +223,60 @@ impl Settings {
     pub fn validate(&self) -> Result<(), SettingsError> {
         let s = &self.server;
         if s.workers > 1024 {
-            return Err(invalid("server.workers", format!("{} exceeds 1024", s.workers)));
+            return Err(invalid(
+                "server.workers",
+                format!("{} exceeds 1024", s.workers),
+            ));
         }
         if !(1024..=1 << 30).contains(&s.max_body_bytes) {
-            return Err(invalid("server.max_body_bytes", "must be between 1 KiB and 1 GiB"));
+            return Err(invalid(
+                "server.max_body_bytes",
+                "must be between 1 KiB and 1 GiB",
+            ));
         }
         if s.shutdown_timeout_secs > 3600 {
-            return Err(invalid("server.shutdown_timeout_secs", "must be at most 3600"));
+            return Err(invalid(
+                "server.shutdown_timeout_secs",
+                "must be at most 3600",
+            ));
         }
         if let Some(url) = &self.database.url
-            && !(url.expose().starts_with("postgres://") || url.expose().starts_with("postgresql://"))
+            && !(url.expose().starts_with("postgres://")
+                || url.expose().starts_with("postgresql://"))
         {
-            return Err(invalid("database.url", "must start with postgres:// or postgresql://"));
+            return Err(invalid(
+                "database.url",
+                "must start with postgres:// or postgresql://",
+            ));
         }
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be at least 1"));
         }
         let a = &self.auth;
         if !(10..=24 * 3600).contains(&a.access_token_ttl_secs) {
-            return Err(invalid("auth.access_token_ttl_secs", "must be between 10 s and 24 h"));
+            return Err(invalid(
+                "auth.access_token_ttl_secs",
+                "must be between 10 s and 24 h",
+            ));
         }
         if a.refresh_token_ttl_secs < a.access_token_ttl_secs {
-            return Err(invalid("auth.refresh_token_ttl_secs", "must not be shorter than the access token TTL"));
+            return Err(invalid(
+                "auth.refresh_token_ttl_secs",
+                "must not be shorter than the access token TTL",
+            ));
         }
         if a.issuer.trim().is_empty() || a.audience.trim().is_empty() {
-            return Err(invalid("auth.issuer", "issuer and audience must not be empty"));
+            return Err(invalid(
+                "auth.issuer",
+                "issuer and audience must not be empty",
+            ));
         }
-        if self.model.served_name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+        if self
+            .model
+            .served_name
+            .as_deref()
+            .is_some_and(|n| n.trim().is_empty())
+        {
             return Err(invalid("model.served_name", "must not be empty"));
         }
         Ok(())
@@ -272,15 +309,30 @@ mod tests {
         assert_eq!(settings.server.workers, 3);
         let shown = format!("{settings:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(settings.database.url.as_ref().is_some_and(|u| u.expose().contains("hunter2")));
+        assert!(
+            settings
+                .database
+                .url
+                .as_ref()
+                .is_some_and(|u| u.expose().contains("hunter2"))
+        );
     }
 
     #[test]
     fn invalid_values_name_the_field() {
         let cases = [
-            ("server.max_body_bytes", Serialized::default("server.max_body_bytes", serde_json::json!(1))),
-            ("database.url", Serialized::default("database.url", serde_json::json!("mysql://x"))),
-            ("auth.access_token_ttl_secs", Serialized::default("auth.access_token_ttl_secs", serde_json::json!(0))),
+            (
+                "server.max_body_bytes",
+                Serialized::default("server.max_body_bytes", serde_json::json!(1)),
+            ),
+            (
+                "database.url",
+                Serialized::default("database.url", serde_json::json!("mysql://x")),
+            ),
+            (
+                "auth.access_token_ttl_secs",
+                Serialized::default("auth.access_token_ttl_secs", serde_json::json!(0)),
+            ),
         ];
         for (field, provider) in cases {
             let figment = Figment::from(Serialized::defaults(Settings::default())).merge(provider);
@@ -289,6 +341,9 @@ mod tests {
         }
         let figment = Figment::from(Serialized::defaults(Settings::default()))
             .merge(Serialized::default("server.bogus", 1));
-        assert!(Settings::from_figment(figment).is_err(), "unknown keys are refused");
+        assert!(
+            Settings::from_figment(figment).is_err(),
+            "unknown keys are refused"
+        );
     }
 }

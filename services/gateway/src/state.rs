@@ -131,20 +131,26 @@ impl AppState {
 
     /// The platform's authentication service, or 503 when this server runs without one.
     pub fn auth(&self) -> Result<&Authenticator, ApiError> {
-        self.inner.auth.as_ref().ok_or_else(|| ApiError::Unavailable {
-            code: "auth_unavailable",
-            message: "authentication is not configured on this server".to_owned(),
-            retry_after_secs: None,
-        })
+        self.inner
+            .auth
+            .as_ref()
+            .ok_or_else(|| ApiError::Unavailable {
+                code: "auth_unavailable",
+                message: "authentication is not configured on this server".to_owned(),
+                retry_after_secs: None,
+            })
     }
 
     /// The database, or 503 when this server runs without one.
     pub fn store(&self) -> Result<&Store, ApiError> {
-        self.inner.store.as_ref().ok_or_else(|| ApiError::Unavailable {
-            code: "database_unavailable",
-            message: "this server has no database configured".to_owned(),
-            retry_after_secs: None,
-        })
+        self.inner
+            .store
+            .as_ref()
+            .ok_or_else(|| ApiError::Unavailable {
+                code: "database_unavailable",
+                message: "this server has no database configured".to_owned(),
+                retry_after_secs: None,
+            })
     }
 
     /// The audit trail, when this server records calls.
@@ -186,7 +192,11 @@ impl AppState {
         checks.push(ReadinessCheck {
             name: "model".to_owned(),
             ok: self.inner.model.is_some(),
-            detail: self.inner.model.is_none().then(|| "no model loaded".to_owned()),
+            detail: self
+                .inner
+                .model
+                .is_none()
+                .then(|| "no model loaded".to_owned()),
         });
         checks
     }

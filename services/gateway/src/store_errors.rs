@@ -14,7 +14,9 @@ impl From<StoreError> for ApiError {
                 field: e.field().map(str::to_owned),
                 message: e.to_string(),
             },
-            StoreError::Invalid { field, .. } => ApiError::invalid("invalid_value", e.to_string(), Some(field.to_owned())),
+            StoreError::Invalid { field, .. } => {
+                ApiError::invalid("invalid_value", e.to_string(), Some(field.to_owned()))
+            }
             other => ApiError::internal(other),
         }
     }

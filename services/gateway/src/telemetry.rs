@@ -24,7 +24,9 @@ pub fn init(settings: &LogSettings) -> Result<(), TelemetryError> {
         filter: directives.clone(),
         source,
     })?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let result = match settings.format {
         LogFormat::Json => builder
             .json()

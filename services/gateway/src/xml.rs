@@ -177,7 +177,10 @@ struct Node {
 /// Parses an XML document into `T` using the mapping described in the module docs.
 /// Errors carry the path of the offending field (e.g. `messages[0].role`).
 pub fn from_xml<T: DeserializeOwned>(body: &[u8]) -> Result<T, FieldError<XmlError>> {
-    let root = parse_tree(body).map_err(|e| FieldError { path: None, error: e })?;
+    let root = parse_tree(body).map_err(|e| FieldError {
+        path: None,
+        error: e,
+    })?;
     serde_path_to_error::deserialize(NodeDe { node: &root }).map_err(|e| {
         let path = e.path().to_string();
         FieldError {
@@ -270,7 +273,10 @@ fn open_node(start: &quick_xml::events::BytesStart<'_>) -> Result<Node, XmlError
         if attr.key.local_name().as_ref() == "key" {
             let value = attr
                 .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                .map_err(|source| XmlError::Syntax { position: 0, source })?;
+                .map_err(|source| XmlError::Syntax {
+                    position: 0,
+                    source,
+                })?;
             key = Some(value.into_owned());
         }
     }
@@ -308,7 +314,11 @@ impl Node {
     }
 
     fn looks_like_array(&self) -> bool {
-        !self.children.is_empty() && self.children.iter().all(|c| c.name == ITEM && c.key.is_none())
+        !self.children.is_empty()
+            && self
+                .children
+                .iter()
+                .all(|c| c.name == ITEM && c.key.is_none())
     }
 
     fn scalar(&self) -> Result<&str, XmlError> {
@@ -324,8 +334,9 @@ impl Node {
 
     fn parse<T: std::str::FromStr>(&self, what: &str) -> Result<T, XmlError> {
         let text = self.scalar()?;
-        text.parse()
-            .map_err(|_| XmlError::Invalid(format!("<{}>: expected {what}, found {text:?}", self.name)))
+        text.parse().map_err(|_| {
+            XmlError::Invalid(format!("<{}>: expected {what}, found {text:?}", self.name))
+        })
     }
 }
 
@@ -440,7 +451,11 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
         })
     }
 
-    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, XmlError> {
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, XmlError> {
         self.deserialize_seq(visitor)
     }
 
@@ -509,7 +524,10 @@ struct Children<'a> {
 impl<'de> de::SeqAccess<'de> for Children<'_> {
     type Error = XmlError;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, XmlError> {
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, XmlError> {
         match self.iter.next() {
             Some(node) => seed.deserialize(NodeDe { node }).map(Some),
             None => Ok(None),
@@ -520,11 +538,15 @@ impl<'de> de::SeqAccess<'de> for Children<'_> {
 impl<'de> de::MapAccess<'de> for Children<'_> {
     type Error = XmlError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, XmlError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, XmlError> {
         match self.iter.next() {
             Some(node) => {
                 self.pending = Some(node);
-                seed.deserialize(KeyDe(node.member_name().to_owned())).map(Some)
+                seed.deserialize(KeyDe(node.member_name().to_owned()))
+                    .map(Some)
             }
             None => Ok(None),
         }
@@ -550,17 +572,26 @@ impl<'de> Deserializer<'de> for KeyDe {
     }
 
     fn deserialize_u32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, XmlError> {
-        let n = self.0.parse().map_err(|_| XmlError::Invalid(format!("key {:?} is not an integer", self.0)))?;
+        let n = self
+            .0
+            .parse()
+            .map_err(|_| XmlError::Invalid(format!("key {:?} is not an integer", self.0)))?;
         visitor.visit_u32(n)
     }
 
     fn deserialize_u64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, XmlError> {
-        let n = self.0.parse().map_err(|_| XmlError::Invalid(format!("key {:?} is not an integer", self.0)))?;
+        let n = self
+            .0
+            .parse()
+            .map_err(|_| XmlError::Invalid(format!("key {:?} is not an integer", self.0)))?;
         visitor.visit_u64(n)
     }
 
     fn deserialize_i64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, XmlError> {
-        let n = self.0.parse().map_err(|_| XmlError::Invalid(format!("key {:?} is not an integer", self.0)))?;
+        let n = self
+            .0
+            .parse()
+            .map_err(|_| XmlError::Invalid(format!("key {:?} is not an integer", self.0)))?;
         visitor.visit_i64(n)
     }
 
@@ -654,8 +685,14 @@ mod tests {
         Request {
             model: "m <&> \"x\"".into(),
             messages: vec![
-                Message { role: "system".into(), content: "line1\nline2\t\r end".into() },
-                Message { role: "user".into(), content: "  padded  ".into() },
+                Message {
+                    role: "system".into(),
+                    content: "line1\nline2\t\r end".into(),
+                },
+                Message {
+                    role: "user".into(),
+                    content: "  padded  ".into(),
+                },
             ],
             max_tokens: Some(16),
             temperature: Some(0.5),
@@ -677,7 +714,10 @@ mod tests {
     #[test]
     fn writes_documented_shapes() {
         let xml = to_xml("request", &sample()).expect("serialize");
-        assert!(xml.starts_with(r#"<?xml version="1.0" encoding="UTF-8"?><request><"#), "{xml}");
+        assert!(
+            xml.starts_with(r#"<?xml version="1.0" encoding="UTF-8"?><request><"#),
+            "{xml}"
+        );
         assert!(xml.contains("<model>m "), "{xml}");
         // Member order is not significant (README), and serde_json's key order depends on
         // workspace feature unification, so check each member of the first item on its own.
@@ -687,10 +727,19 @@ mod tests {
             .and_then(|rest| rest.split("</item>").next())
             .expect("messages are items");
         assert!(first_item.contains("<role>system</role>"), "{xml}");
-        assert!(first_item.contains("<content>line1\nline2\t&#13; end</content>"), "{xml}");
-        assert!(xml.contains(r#"<logit_bias><entry key="50256">-100.0</entry></logit_bias>"#), "{xml}");
+        assert!(
+            first_item.contains("<content>line1\nline2\t&#13; end</content>"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(r#"<logit_bias><entry key="50256">-100.0</entry></logit_bias>"#),
+            "{xml}"
+        );
         assert!(xml.contains("&lt;&amp;&gt;"), "{xml}");
-        assert!(!xml.contains("<tags>") || xml.contains("<tags></tags>"), "{xml}");
+        assert!(
+            !xml.contains("<tags>") || xml.contains("<tags></tags>"),
+            "{xml}"
+        );
     }
 
     #[test]
@@ -705,7 +754,14 @@ mod tests {
 
     #[test]
     fn forbidden_characters_become_replacement_char() {
-        let xml = to_xml("m", &Message { role: "a\u{1}b".into(), content: String::new() }).expect("serialize");
+        let xml = to_xml(
+            "m",
+            &Message {
+                role: "a\u{1}b".into(),
+                content: String::new(),
+            },
+        )
+        .expect("serialize");
         assert!(xml.contains("a\u{FFFD}b"), "{xml}");
     }
 
@@ -726,7 +782,11 @@ mod tests {
         for (body, expected) in cases {
             let err = from_xml::<Request>(body).expect_err("must fail");
             let text = format!("{} {:?}", err.error, err.path);
-            assert!(text.contains(expected), "body {:?}: got {text}", String::from_utf8_lossy(body));
+            assert!(
+                text.contains(expected),
+                "body {:?}: got {text}",
+                String::from_utf8_lossy(body)
+            );
         }
         let err = from_xml::<Request>(b"<r><model>m</model><messages/><stream>true</stream><max_tokens>x</max_tokens><kind>plain</kind></r>")
             .expect_err("must fail");
@@ -742,7 +802,10 @@ mod tests {
 
     #[test]
     fn snake_case_names() {
-        assert_eq!(snake_case("ChatCompletionRequest"), "chat_completion_request");
+        assert_eq!(
+            snake_case("ChatCompletionRequest"),
+            "chat_completion_request"
+        );
         assert_eq!(snake_case("ApiKey"), "api_key");
         assert_eq!(snake_case("ErrorResponse"), "error_response");
     }

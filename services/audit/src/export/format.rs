@@ -404,13 +404,7 @@ mod tests {
 
     #[test]
     fn csv_fields_are_quoted_only_when_rfc_4180_needs_it_and_read_back_intact() {
-        let fields: [&[u8]; 5] = [
-            b"plain",
-            b"with,comma",
-            b"say \"hi\"",
-            b"two\r\nlines",
-            b"",
-        ];
+        let fields: [&[u8]; 5] = [b"plain", b"with,comma", b"say \"hi\"", b"two\r\nlines", b""];
         let mut out = Vec::new();
         csv_record(&mut out, fields);
         assert_eq!(

@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-pub use self::format::ExportFormat;
 use self::format::Encoder;
+pub use self::format::ExportFormat;
 use crate::AuditError;
 use crate::canonical::{ChainHash, canonical_json};
 use crate::signing::{AuditPublicKey, AuditSigningKey};

@@ -118,12 +118,13 @@ impl Blocks {
             return Ok(None);
         }
         let k = self.receivers.len();
-        let block = self.receivers[self.next % k]
-            .recv()
-            .await
-            .ok_or(AuditError::BatchFailed {
-                reason: "an export worker stopped".into(),
-            })??;
+        let block =
+            self.receivers[self.next % k]
+                .recv()
+                .await
+                .ok_or(AuditError::BatchFailed {
+                    reason: "an export worker stopped".into(),
+                })??;
         self.next += 1;
         Ok(Some(block))
     }

@@ -324,10 +324,7 @@ impl Actor {
         }
     }
 
-    async fn insert(
-        &mut self,
-        appends: &[(Pending, Ack)],
-    ) -> Result<Vec<db::Chained>, AuditError> {
+    async fn insert(&mut self, appends: &[(Pending, Ack)]) -> Result<Vec<db::Chained>, AuditError> {
         let prepared: Vec<&Prepared> = appends.iter().map(|(p, _)| &p.prepared).collect();
         let timeout = self.config.db_timeout;
         let result = tokio::time::timeout(

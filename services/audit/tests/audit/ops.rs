@@ -68,7 +68,10 @@ async fn export_files_verify_offline_with_the_public_key_file_and_tampering_is_n
     let key_path = dir.path().join("keys/audit-signing.pem");
     let key = load_or_create_key(&key_path).unwrap();
     let public = load_public_key(&public_key_path(&key_path)).unwrap();
-    let (from, to) = (Utc::now() - Duration::hours(1), Utc::now() + Duration::hours(1));
+    let (from, to) = (
+        Utc::now() - Duration::hours(1),
+        Utc::now() + Duration::hours(1),
+    );
     for format in [ExportFormat::Jsonl, ExportFormat::Csv, ExportFormat::Xml] {
         let out = dir.path().join(format!("export.{}", format.extension()));
         let m = export_file(db.pool(), &tenant, from, to, format, &key, &out)
@@ -82,7 +85,8 @@ async fn export_files_verify_offline_with_the_public_key_file_and_tampering_is_n
         // Swap records 9 and 10 (whole lines / events) in the file.
         let text = std::fs::read_to_string(&out).unwrap();
         let mut lines: Vec<&str> = text.split_inclusive('\n').collect();
-        let header = usize::from(format != ExportFormat::Jsonl) + usize::from(format == ExportFormat::Xml);
+        let header =
+            usize::from(format != ExportFormat::Jsonl) + usize::from(format == ExportFormat::Xml);
         lines.swap(header + 8, header + 9);
         std::fs::write(&out, lines.concat()).unwrap();
         let bad = verify_export_file(&out, None, &public).unwrap();
@@ -111,7 +115,9 @@ async fn two_writers_on_one_chain_stay_gapless() {
             tasks.push(tokio::spawn(async move {
                 let mut seqs = Vec::new();
                 for i in 0..15u64 {
-                    let r = w.append(record(tenant, k as u64 * 1000 + j * 100 + i)).await;
+                    let r = w
+                        .append(record(tenant, k as u64 * 1000 + j * 100 + i))
+                        .await;
                     match r.unwrap().durability {
                         Durability::Database { seq, .. } => seqs.push(seq),
                         Durability::Spooled => panic!("database was reachable"),

@@ -83,7 +83,8 @@ async fn forged_and_stale_access_tokens_are_refused() {
 
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some(kid.clone());
-    let forged = jsonwebtoken::encode(&header, &claims_for(&sub, &t.id, 600), &foreign_key()).unwrap();
+    let forged =
+        jsonwebtoken::encode(&header, &claims_for(&sub, &t.id, 600), &foreign_key()).unwrap();
     expect_code(
         auth.authenticate(&forged).await,
         "invalid_token",
@@ -131,7 +132,8 @@ async fn forged_and_stale_access_tokens_are_refused() {
 
     let mut unknown = Header::new(Algorithm::EdDSA);
     unknown.kid = Some("no-such-kid".into());
-    let t_unknown = jsonwebtoken::encode(&unknown, &claims_for(&sub, &t.id, 600), &foreign_key()).unwrap();
+    let t_unknown =
+        jsonwebtoken::encode(&unknown, &claims_for(&sub, &t.id, 600), &foreign_key()).unwrap();
     expect_code(
         auth.authenticate(&t_unknown).await,
         "invalid_token",

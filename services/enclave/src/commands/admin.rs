@@ -65,11 +65,16 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
     if let Some(dir) = &args.data_dir {
         settings.database.data_dir = dir.clone();
     }
-    let url = args
-        .database_url
-        .clone()
-        .or_else(|| settings.database.url.as_ref().map(|s| s.expose().to_owned()));
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let url = args.database_url.clone().or_else(|| {
+        settings
+            .database
+            .url
+            .as_ref()
+            .map(|s| s.expose().to_owned())
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let mut db = super::serve::open_database(&settings, url.as_deref()).await?;
         let result = async {
@@ -80,7 +85,8 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
         }
         .await;
         if let Some(pg) = db.embedded.as_mut() {
-            pg.stop().context("stopping the embedded PostgreSQL cluster")?;
+            pg.stop()
+                .context("stopping the embedded PostgreSQL cluster")?;
         }
         println!("{}", result?);
         Ok(())
@@ -89,10 +95,16 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
 
 async fn execute(auth: &Authenticator, command: AdminCommand) -> anyhow::Result<Value> {
     match command {
-        AdminCommand::CreatePlatformAdmin { email, password_stdin } => {
+        AdminCommand::CreatePlatformAdmin {
+            email,
+            password_stdin,
+        } => {
             let email = Email::parse(&email).context("--email")?;
             let (password, generated) = password(password_stdin)?;
-            let user = auth.create_user(&email, &password, true).await.context("creating the platform admin")?;
+            let user = auth
+                .create_user(&email, &password, true)
+                .await
+                .context("creating the platform admin")?;
             let mut out = json!({"user_id": user.id.to_string(), "email": email.as_str()});
             if generated {
                 out["password"] = json!(password);
@@ -106,7 +118,10 @@ async fn execute(auth: &Authenticator, command: AdminCommand) -> anyhow::Result<
             admin_password_stdin,
         } => create_tenant(auth, name, slug, admin_email, admin_password_stdin).await,
         AdminCommand::RotateSigningKey => {
-            let kid = auth.rotate_signing_key().await.context("rotating the signing key")?;
+            let kid = auth
+                .rotate_signing_key()
+                .await
+                .context("rotating the signing key")?;
             Ok(json!({"kid": kid}))
         }
     }
@@ -120,7 +135,8 @@ async fn create_tenant(
     admin_password_stdin: bool,
 ) -> anyhow::Result<Value> {
     let slug_text = slug.unwrap_or_else(|| slug_from_name(&name));
-    let slug = TenantSlug::parse(&slug_text).with_context(|| format!("slug {slug_text:?} (pass --slug)"))?;
+    let slug = TenantSlug::parse(&slug_text)
+        .with_context(|| format!("slug {slug_text:?} (pass --slug)"))?;
     // Check the admin's input before creating anything, so a typo leaves no half-made tenant.
     let admin = admin_email
         .map(|e| Email::parse(&e).context("--admin-email"))
@@ -128,10 +144,17 @@ async fn create_tenant(
         .map(|email| password(admin_password_stdin).map(|p| (email, p)))
         .transpose()?;
     let store = auth.store();
-    let tenant = store.tenants().create(NewTenant { slug, name }).await.context("creating the tenant")?;
+    let tenant = store
+        .tenants()
+        .create(NewTenant { slug, name })
+        .await
+        .context("creating the tenant")?;
     let mut out = json!({"tenant_id": tenant.id.to_string(), "slug": tenant.slug.as_str(), "admin_user_id": null});
     if let Some((email, (password, generated))) = admin {
-        let user = auth.create_user(&email, &password, false).await.context("creating the tenant admin")?;
+        let user = auth
+            .create_user(&email, &password, false)
+            .await
+            .context("creating the tenant admin")?;
         store
             .memberships()
             .upsert(&tenant.id, &user.id, Role::TenantAdmin)
@@ -152,7 +175,10 @@ fn password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
         return Ok((generate_password(), true));
     }
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).context("reading the password from stdin")?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from stdin")?;
     let password = line.trim_end_matches(['\r', '\n']).to_owned();
     if password.is_empty() {
         bail!("no password on stdin");
@@ -180,7 +206,11 @@ mod tests {
 
     #[test]
     fn slugs_derive_from_names() {
-        for (name, slug) in [("Acme Corp.", "acme-corp"), ("  Big   Bank  ", "big-bank"), ("Ünïcode Ltd", "n-code-ltd")] {
+        for (name, slug) in [
+            ("Acme Corp.", "acme-corp"),
+            ("  Big   Bank  ", "big-bank"),
+            ("Ünïcode Ltd", "n-code-ltd"),
+        ] {
             assert_eq!(slug_from_name(name), slug, "{name}");
         }
         assert!(TenantSlug::parse(&slug_from_name("Acme Corp.")).is_ok());

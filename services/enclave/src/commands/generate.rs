@@ -78,14 +78,24 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         (None, Some(c)) => {
             let mut messages = Vec::new();
             if let Some(s) = &args.system {
-                messages.push(ChatMessage { role: Role::System, content: s.clone() });
+                messages.push(ChatMessage {
+                    role: Role::System,
+                    content: s.clone(),
+                });
             }
-            messages.push(ChatMessage { role: Role::User, content: c.clone() });
+            messages.push(ChatMessage {
+                role: Role::User,
+                content: c.clone(),
+            });
             PromptInput::Chat(messages)
         }
         (None, None) => anyhow::bail!("one of --prompt or --chat is required"),
     };
-    let req = engine.prepare(GenerateRequest { prompt, sampling: args.sampling.to_raw(), max_tokens: Some(args.max_tokens) })?;
+    let req = engine.prepare(GenerateRequest {
+        prompt,
+        sampling: args.sampling.to_raw(),
+        max_tokens: Some(args.max_tokens),
+    })?;
     let mut stream = engine.submit(req)?;
     let mut out = std::io::stdout().lock();
     while let Some(event) = stream.blocking_next() {
@@ -94,7 +104,11 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
                 out.write_all(text.as_bytes())?;
                 out.flush()?;
             }
-            GenerationEvent::Finished { reason, usage, text } => {
+            GenerationEvent::Finished {
+                reason,
+                usage,
+                text,
+            } => {
                 out.write_all(text.as_bytes())?;
                 writeln!(out)?;
                 tracing::info!(

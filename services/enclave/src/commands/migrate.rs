@@ -18,7 +18,9 @@ pub fn run(args: MigrateArgs) -> anyhow::Result<()> {
     if let Some(dir) = args.data_dir {
         settings.database.data_dir = dir;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let mut db = super::serve::open_database(&settings, args.database_url.as_deref()).await?;
         println!("migrations applied");

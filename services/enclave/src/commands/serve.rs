@@ -40,9 +40,17 @@ pub struct Database {
 /// Starts (or connects to) the database and applies pending migrations.
 pub async fn open_database(settings: &Settings, url: Option<&str>) -> anyhow::Result<Database> {
     if let Some(url) = url {
-        let urls = DbUrls { owner: url.to_owned(), app: url.to_owned() };
-        let store = Store::connect_and_migrate(&urls).await.context("connecting to DATABASE_URL")?;
-        return Ok(Database { store, embedded: None });
+        let urls = DbUrls {
+            owner: url.to_owned(),
+            app: url.to_owned(),
+        };
+        let store = Store::connect_and_migrate(&urls)
+            .await
+            .context("connecting to DATABASE_URL")?;
+        return Ok(Database {
+            store,
+            embedded: None,
+        });
     }
     let root = settings.database.data_dir.join("postgres");
     std::fs::create_dir_all(&settings.database.data_dir)
@@ -50,9 +58,16 @@ pub async fn open_database(settings: &Settings, url: Option<&str>) -> anyhow::Re
     let mut opts = EmbeddedOptions::new(&root);
     // Port 0 would change on every start; a fixed loopback port keeps external tools simple.
     opts.port = 54329;
-    let pg = EmbeddedPostgres::start(opts).await.context("starting the embedded PostgreSQL cluster")?;
-    let store = Store::connect_and_migrate(&pg.urls()).await.context("migrating the embedded database")?;
-    Ok(Database { store, embedded: Some(pg) })
+    let pg = EmbeddedPostgres::start(opts)
+        .await
+        .context("starting the embedded PostgreSQL cluster")?;
+    let store = Store::connect_and_migrate(&pg.urls())
+        .await
+        .context("migrating the embedded database")?;
+    Ok(Database {
+        store,
+        embedded: Some(pg),
+    })
 }
 
 fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
@@ -73,27 +88,43 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let engine = Engine::load(&args.model.model, args.model.engine_config())
         .with_context(|| format!("loading {}", args.model.model.display()))?;
     tracing::info!(model = %engine.info().id, context = engine.info().context_length, "model loaded");
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
-        let url = args.database_url.clone().or_else(|| settings.database.url.as_ref().map(|s| s.expose().to_owned()));
+        let url = args.database_url.clone().or_else(|| {
+            settings
+                .database
+                .url
+                .as_ref()
+                .map(|s| s.expose().to_owned())
+        });
         let mut db = open_database(&settings, url.as_deref()).await?;
         // The signing-key ring lives in the database: created on the first start, reused after.
         let auth = Authenticator::new(db.store.clone(), settings.auth.to_auth_config())
             .await
             .context("loading the JWT signing keys")?;
         // Every API call is recorded; the spool and the export signing key live in the data dir.
-        let audit = enclave_gateway::audit::AuditLog::start(db.store.pool().clone(), &settings.database.data_dir)
-            .await
-            .context("starting the audit writer")?;
-        let state =
-            AppState::builder(settings).engine(engine.clone()).store(db.store.clone()).auth(auth).audit(audit.clone()).build();
+        let audit = enclave_gateway::audit::AuditLog::start(
+            db.store.pool().clone(),
+            &settings.database.data_dir,
+        )
+        .await
+        .context("starting the audit writer")?;
+        let state = AppState::builder(settings)
+            .engine(engine.clone())
+            .store(db.store.clone())
+            .auth(auth)
+            .audit(audit.clone())
+            .build();
         let server = Server::start(state)?;
         println!("enclave listening on http://{}", server.addr);
         server.run_until_signal().await?;
         audit.shutdown().await;
         engine.shutdown();
         if let Some(pg) = db.embedded.as_mut() {
-            pg.stop().context("stopping the embedded PostgreSQL cluster")?;
+            pg.stop()
+                .context("stopping the embedded PostgreSQL cluster")?;
         }
         Ok(())
     })

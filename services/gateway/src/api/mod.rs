@@ -109,13 +109,17 @@ impl Modify for SecurityAndErrors {
                     .build(),
             ),
         );
-        let retry_after = Header::new(utoipa::openapi::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::schema::Type::Integer));
+        let retry_after = Header::new(
+            utoipa::openapi::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::Type::Integer),
+        );
         components.responses.insert(
             RATE_LIMITED_RESPONSE.to_owned(),
             RefOr::T(
                 ResponseBuilder::new()
-                    .description("A rate limit or budget is exhausted; retry after `Retry-After` seconds")
+                    .description(
+                        "A rate limit or budget is exhausted; retry after `Retry-After` seconds",
+                    )
                     .header("Retry-After", retry_after)
                     .content("application/json", error_content())
                     .content("application/xml", error_content())
@@ -147,7 +151,11 @@ impl Modify for SecurityAndErrors {
                     statuses.extend(["413", "415"]);
                 }
                 for status in statuses {
-                    let name = if status == "429" { RATE_LIMITED_RESPONSE } else { ERROR_RESPONSE };
+                    let name = if status == "429" {
+                        RATE_LIMITED_RESPONSE
+                    } else {
+                        ERROR_RESPONSE
+                    };
                     op.responses
                         .responses
                         .entry(status.to_owned())

@@ -3,11 +3,11 @@
 
 use std::time::Instant;
 
-use actix_web::{HttpMessage as _, HttpRequest};
 use actix_web::dev::ServiceRequest;
-use actix_web::http::header::{self, HeaderMap};
 use actix_web::http::Method;
+use actix_web::http::header::{self, HeaderMap};
 use actix_web::web::Bytes;
+use actix_web::{HttpMessage as _, HttpRequest};
 use enclave_audit::{AdminChange, AuditActor, AuditRecord, AuditResponse, PLATFORM_CHAIN, Usage};
 use enclave_domain::{RequestId, TenantId};
 use serde_json::{Map, Value, json};
@@ -18,7 +18,15 @@ use crate::middleware::X_REQUEST_ID;
 
 /// Members whose values are credentials: never stored (login passwords, tokens, a new API
 /// key's secret).
-const SECRET_MEMBERS: &[&str] = &["password", "new_password", "access_token", "refresh_token", "secret", "token", "api_key_secret"];
+const SECRET_MEMBERS: &[&str] = &[
+    "password",
+    "new_password",
+    "access_token",
+    "refresh_token",
+    "secret",
+    "token",
+    "api_key_secret",
+];
 
 /// The request side of a call, captured before the handler runs.
 pub(crate) struct Call {
@@ -32,7 +40,10 @@ pub(crate) struct Call {
 
 impl Call {
     pub(crate) fn from_request(req: &ServiceRequest, body: Bytes) -> Call {
-        let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
         Call {
             method: req.method().clone(),
             path: req.path().to_owned(),
@@ -44,7 +55,10 @@ impl Call {
     }
 
     pub(crate) fn is_inference(&self) -> bool {
-        matches!(self.path.as_str(), "/v1/chat/completions" | "/v1/completions")
+        matches!(
+            self.path.as_str(),
+            "/v1/chat/completions" | "/v1/completions"
+        )
     }
 
     /// The record of this call: `response` is `None` for a stream's `started` record. `req` is
@@ -62,12 +76,16 @@ impl Call {
         let caller = req.and_then(|r| r.extensions().get::<Caller>().cloned());
         let pattern = req.and_then(HttpRequest::match_pattern);
         let action = action_for(&self.method, pattern.as_deref());
-        let mut request = json!({"method": self.method.as_str(), "path": self.path, "body": self.body});
+        let mut request =
+            json!({"method": self.method.as_str(), "path": self.path, "body": self.body});
         if !self.query.is_empty() {
             request["query"] = Value::String(self.query.clone());
         }
         let (tenant, actor) = match &caller {
-            Some(c) => (self.tenant_of(req, c, status), AuditActor::from(c.principal().actor.clone())),
+            Some(c) => (
+                self.tenant_of(req, c, status),
+                AuditActor::from(c.principal().actor.clone()),
+            ),
             None => (PLATFORM_CHAIN, AuditActor::Anonymous),
         };
         let mut rec = AuditRecord::new(tenant, actor, action, request);
@@ -76,11 +94,20 @@ impl Call {
         rec.client_addr = self.client_addr.clone();
         rec.status_code = status;
         rec.latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        rec.model = notes.model.clone().or_else(|| self.model_of(response.as_ref()));
+        rec.model = notes
+            .model
+            .clone()
+            .or_else(|| self.model_of(response.as_ref()));
         rec.adapter_version = notes.adapter_version.clone();
         rec.policy = notes.policy.clone();
-        rec.resource = notes.resource.clone().or_else(|| self.resource_of(response.as_ref()));
-        rec.change = notes.change.clone().or_else(|| self.change_of(status, response.as_ref()));
+        rec.resource = notes
+            .resource
+            .clone()
+            .or_else(|| self.resource_of(response.as_ref()));
+        rec.change = notes
+            .change
+            .clone()
+            .or_else(|| self.change_of(status, response.as_ref()));
         rec.response = match (&notes.response, response) {
             (Some(body), Some(mut r)) => {
                 r.body = body.clone();
@@ -96,7 +123,9 @@ impl Call {
     fn tenant_of(&self, req: Option<&HttpRequest>, caller: &Caller, status: u16) -> TenantId {
         let p = caller.principal();
         if p.is_platform_admin() && (200..300).contains(&status) {
-            let named = req.and_then(|r| r.match_info().get("tenant_id")).and_then(|t| TenantId::parse(t).ok());
+            let named = req
+                .and_then(|r| r.match_info().get("tenant_id"))
+                .and_then(|t| TenantId::parse(t).ok());
             if let Some(t) = named {
                 return t;
             }
@@ -108,7 +137,9 @@ impl Call {
         if !self.is_inference() {
             return None;
         }
-        let from_response = response.and_then(|r| r.body.get("model")).and_then(Value::as_str);
+        let from_response = response
+            .and_then(|r| r.body.get("model"))
+            .and_then(Value::as_str);
         from_response
             .or_else(|| self.body.get("model").and_then(Value::as_str))
             .map(str::to_owned)
@@ -119,12 +150,18 @@ impl Call {
         if self.is_inference() || self.method == Method::GET {
             return None;
         }
-        let base = self.path.trim_start_matches("/v1/").trim_end_matches('/').to_owned();
+        let base = self
+            .path
+            .trim_start_matches("/v1/")
+            .trim_end_matches('/')
+            .to_owned();
         let created = response
             .and_then(|r| r.body.get("id").or_else(|| r.body.pointer("/api_key/id")))
             .and_then(Value::as_str);
         Some(match created {
-            Some(id) if self.method == Method::POST && !base.ends_with(id) => format!("{base}/{id}"),
+            Some(id) if self.method == Method::POST && !base.ends_with(id) => {
+                format!("{base}/{id}")
+            }
             _ => base,
         })
     }
@@ -132,8 +169,15 @@ impl Call {
     /// An administrative change that succeeded: `after` is what the server answered, `before`
     /// is null unless the handler noted it.
     fn change_of(&self, status: u16, response: Option<&AuditResponse>) -> Option<AdminChange> {
-        let mutating = matches!(self.method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
-        if self.is_inference() || !mutating || !(200..300).contains(&status) || self.path.starts_with("/v1/auth/") {
+        let mutating = matches!(
+            self.method,
+            Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+        );
+        if self.is_inference()
+            || !mutating
+            || !(200..300).contains(&status)
+            || self.path.starts_with("/v1/auth/")
+        {
             return None;
         }
         let after = if self.method == Method::DELETE {
@@ -154,16 +198,37 @@ pub fn action_for(method: &Method, pattern: Option<&str>) -> String {
     let Some(pattern) = pattern else {
         return "http.unrouted".to_owned();
     };
-    let segments: Vec<&str> = pattern.trim_start_matches("/v1").split('/').filter(|s| !s.is_empty()).collect();
+    let segments: Vec<&str> = pattern
+        .trim_start_matches("/v1")
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     let ends_with_param = segments.last().is_some_and(|s| s.starts_with('{'));
     let names: Vec<String> = segments
         .iter()
         .filter(|s| !s.starts_with('{'))
-        .map(|s| s.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect())
+        .map(|s| {
+            s.chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_lowercase()
+                    } else {
+                        '_'
+                    }
+                })
+                .collect()
+        })
         .collect();
-    let base = if names.is_empty() { "root".to_owned() } else { names.join(".") };
+    let base = if names.is_empty() {
+        "root".to_owned()
+    } else {
+        names.join(".")
+    };
     // Routes that name their action (`/auth/login`, `/keys/{id}/revoke`) keep it as is.
-    let named_action = matches!(names.last().map(String::as_str), Some("login" | "logout" | "refresh" | "revoke" | "rollback" | "export" | "manifest"));
+    let named_action = matches!(
+        names.last().map(String::as_str),
+        Some("login" | "logout" | "refresh" | "revoke" | "rollback" | "export" | "manifest")
+    );
     let verb = match *method {
         _ if named_action && !ends_with_param => return base,
         Method::GET if ends_with_param => "get",
@@ -214,7 +279,9 @@ fn redact_xml(mut text: String) -> String {
         let (open, close) = (format!("<{name}>"), format!("</{name}>"));
         let mut from = 0;
         while let Some(start) = text[from..].find(&open).map(|i| i + from + open.len()) {
-            let Some(end) = text[start..].find(&close).map(|i| i + start) else { break };
+            let Some(end) = text[start..].find(&close).map(|i| i + start) else {
+                break;
+            };
             text.replace_range(start..end, "[redacted]");
             from = start + "[redacted]".len() + close.len();
         }
@@ -232,7 +299,10 @@ pub(crate) fn response_of(bytes: &[u8], content_type: Option<&str>) -> AuditResp
     };
     let choice = tree.pointer("/choices/0");
     AuditResponse {
-        finish_reason: choice.and_then(|c| c.get("finish_reason")).and_then(Value::as_str).map(str::to_owned),
+        finish_reason: choice
+            .and_then(|c| c.get("finish_reason"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         usage: tree.get("usage").and_then(usage_of),
         body,
     }
@@ -240,7 +310,10 @@ pub(crate) fn response_of(bytes: &[u8], content_type: Option<&str>) -> AuditResp
 
 /// `{prompt_tokens, completion_tokens, total_tokens}` as numbers or (XML) numeric text.
 pub(crate) fn usage_of(u: &Value) -> Option<Usage> {
-    let n = |k: &str| u.get(k).and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()));
+    let n = |k: &str| {
+        u.get(k)
+            .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+    };
     let (p, c) = (n("prompt_tokens")?, n("completion_tokens")?);
     Some(Usage {
         prompt_tokens: p,
@@ -259,10 +332,15 @@ pub(crate) fn xml_tree(doc: &[u8]) -> Option<Value> {
     let mut buf = Vec::new();
     loop {
         match reader.read_event_into(&mut buf).ok()? {
-            Event::Start(e) => stack.push((e.name().into_inner().to_owned(), Vec::new(), String::new())),
+            Event::Start(e) => {
+                stack.push((e.name().into_inner().to_owned(), Vec::new(), String::new()))
+            }
             Event::Empty(e) => {
                 let name = e.name().into_inner().to_owned();
-                stack.last_mut()?.1.push((name, Value::String(String::new())));
+                stack
+                    .last_mut()?
+                    .1
+                    .push((name, Value::String(String::new())));
             }
             Event::Text(t) => {
                 if let Some(top) = stack.last_mut() {
@@ -272,7 +350,9 @@ pub(crate) fn xml_tree(doc: &[u8]) -> Option<Value> {
             Event::GeneralRef(r) => {
                 let resolved = match r.resolve_char_ref() {
                     Ok(Some(c)) => c.to_string(),
-                    _ => quick_xml::escape::resolve_predefined_entity(&r.xml10_content()).unwrap_or("").to_owned(),
+                    _ => quick_xml::escape::resolve_predefined_entity(&r.xml10_content())
+                        .unwrap_or("")
+                        .to_owned(),
                 };
                 if let Some(top) = stack.last_mut() {
                     top.2.push_str(&resolved);
@@ -331,15 +411,31 @@ mod tests {
     #[test]
     fn actions_come_from_the_route() {
         let cases = [
-            (Method::POST, Some("/v1/chat/completions"), "chat.completions.create"),
+            (
+                Method::POST,
+                Some("/v1/chat/completions"),
+                "chat.completions.create",
+            ),
             (Method::POST, Some("/v1/completions"), "completions.create"),
             (Method::GET, Some("/v1/models"), "models.list"),
-            (Method::PATCH, Some("/v1/tenants/{tenant_id}"), "tenants.update"),
+            (
+                Method::PATCH,
+                Some("/v1/tenants/{tenant_id}"),
+                "tenants.update",
+            ),
             (Method::GET, Some("/v1/tenants/{tenant_id}"), "tenants.get"),
-            (Method::DELETE, Some("/v1/tenants/{tenant_id}/api-keys/{key_id}"), "tenants.api_keys.delete"),
+            (
+                Method::DELETE,
+                Some("/v1/tenants/{tenant_id}/api-keys/{key_id}"),
+                "tenants.api_keys.delete",
+            ),
             (Method::POST, Some("/v1/auth/login"), "auth.login"),
             (Method::GET, Some("/v1/audit/export"), "audit.export"),
-            (Method::GET, Some("/v1/audit/exports/{export_id}/manifest"), "audit.exports.manifest"),
+            (
+                Method::GET,
+                Some("/v1/audit/exports/{export_id}/manifest"),
+                "audit.exports.manifest",
+            ),
             (Method::GET, None, "http.unrouted"),
         ];
         for (m, p, want) in cases {
@@ -349,11 +445,17 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted_in_json_and_xml() {
-        let v = body_value(br#"{"email":"a@b","password":"hunter2","nested":{"secret":"enc_x"}}"#, Some("application/json"));
+        let v = body_value(
+            br#"{"email":"a@b","password":"hunter2","nested":{"secret":"enc_x"}}"#,
+            Some("application/json"),
+        );
         assert_eq!(v["password"], "[redacted]");
         assert_eq!(v["nested"]["secret"], "[redacted]");
         assert_eq!(v["email"], "a@b");
-        let x = body_value(b"<login_request><password>hunter2</password><email>a</email></login_request>", Some("application/xml"));
+        let x = body_value(
+            b"<login_request><password>hunter2</password><email>a</email></login_request>",
+            Some("application/xml"),
+        );
         assert!(!x.as_str().unwrap_or("").contains("hunter2"), "{x}");
     }
 
@@ -364,6 +466,10 @@ mod tests {
         assert_eq!(r.finish_reason.as_deref(), Some("stop"));
         assert_eq!(r.usage.map(|u| u.total_tokens), Some(5));
         let tree = xml_tree(doc).unwrap();
-        assert_eq!(tree.pointer("/choices/0/message/content").and_then(Value::as_str), Some("a & b"));
+        assert_eq!(
+            tree.pointer("/choices/0/message/content")
+                .and_then(Value::as_str),
+            Some("a & b")
+        );
     }
 }

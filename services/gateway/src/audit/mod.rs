@@ -27,7 +27,9 @@ use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::web::{self, Bytes, BytesMut};
 use actix_web::{HttpMessage as _, HttpRequest};
-use enclave_audit::{AdminChange, AuditError, AuditSigningKey, AuditWriter, ExportManifest, PolicyInfo, WriterConfig};
+use enclave_audit::{
+    AdminChange, AuditError, AuditSigningKey, AuditWriter, ExportManifest, PolicyInfo, WriterConfig,
+};
 use futures::StreamExt as _;
 
 use crate::error::ApiError;
@@ -58,14 +60,19 @@ impl AuditLog {
     /// previous run left there) and loads or creates the signing key at
     /// `<data_dir>/keys/audit-signing.pem`, the key `enclave audit` uses too.
     pub async fn start(pool: sqlx::PgPool, data_dir: &Path) -> Result<AuditLog, AuditError> {
-        let writer = AuditWriter::start(pool, WriterConfig::new(data_dir.join("audit/gateway.spool"))).await?;
+        let writer = AuditWriter::start(
+            pool,
+            WriterConfig::new(data_dir.join("audit/gateway.spool")),
+        )
+        .await?;
         let key_path = data_dir.join("keys/audit-signing.pem");
-        let key = tokio::task::spawn_blocking(move || enclave_audit::ops::load_or_create_key(&key_path))
-            .await
-            .map_err(|e| AuditError::Io {
-                context: "loading the audit signing key",
-                source: std::io::Error::other(e),
-            })??;
+        let key =
+            tokio::task::spawn_blocking(move || enclave_audit::ops::load_or_create_key(&key_path))
+                .await
+                .map_err(|e| AuditError::Io {
+                    context: "loading the audit signing key",
+                    source: std::io::Error::other(e),
+                })??;
         Ok(AuditLog::new(writer, key))
     }
 
@@ -111,7 +118,10 @@ impl ManifestCache {
     }
 
     fn get(&self, id: &uuid::Uuid) -> Option<ExportManifest> {
-        self.entries.iter().find(|(k, _)| k == id).map(|(_, m)| m.clone())
+        self.entries
+            .iter()
+            .find(|(k, _)| k == id)
+            .map(|(_, m)| m.clone())
     }
 }
 
@@ -180,11 +190,16 @@ pub async fn record_calls(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let log = req
-        .app_data::<web::Data<AppState>>()
-        .and_then(|s| s.audit_log().cloned().map(|l| (l, s.settings().server.max_body_bytes)));
+    let log = req.app_data::<web::Data<AppState>>().and_then(|s| {
+        s.audit_log()
+            .cloned()
+            .map(|l| (l, s.settings().server.max_body_bytes))
+    });
     let Some((log, limit)) = log.filter(|_| audited(req.path())) else {
-        return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_boxed_body);
     };
     let started = Instant::now();
     let body = read_body(&mut req, limit).await;
@@ -198,14 +213,24 @@ pub async fn record_calls(
         Err(err) => {
             // An inner middleware failed: record the answer the client will get.
             let status = err.as_response_error().status_code();
-            let rec = call.record(None, None, status.as_u16(), started, &notes.snapshot(), None);
+            let rec = call.record(
+                None,
+                None,
+                status.as_u16(),
+                started,
+                &notes.snapshot(),
+                None,
+            );
             if let Err(e) = log.writer().append(rec).await {
                 tracing::error!(error = %e, "audit record of a failed call could not be stored");
             }
             return Err(err);
         }
     };
-    let is_stream = matches!(res.response().body().size(), actix_web::body::BodySize::Stream);
+    let is_stream = matches!(
+        res.response().body().size(),
+        actix_web::body::BodySize::Stream
+    );
     if is_stream && res.status().is_success() {
         return stream::begin(log, call, res, started, notes, format).await;
     }
@@ -237,22 +262,43 @@ async fn whole(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let response = extract::response_of(&bytes, content_type.as_deref());
-    let rec = call.record(Some(&req), Some(response), status, started, &notes.snapshot(), extract::request_id(head.headers()));
+    let rec = call.record(
+        Some(&req),
+        Some(response),
+        status,
+        started,
+        &notes.snapshot(),
+        extract::request_id(head.headers()),
+    );
     if let Err(e) = log.writer().append(rec).await {
-        return Ok(ServiceResponse::new(req, unavailable(&e, format, head.headers())));
+        return Ok(ServiceResponse::new(
+            req,
+            unavailable(&e, format, head.headers()),
+        ));
     }
-    Ok(ServiceResponse::new(req, head.set_body(BoxBody::new(bytes))))
+    Ok(ServiceResponse::new(
+        req,
+        head.set_body(BoxBody::new(bytes)),
+    ))
 }
 
 /// 503 instead of an answer whose record could not be made durable.
-fn unavailable(e: &AuditError, format: Format, headers: &header::HeaderMap) -> actix_web::HttpResponse {
+fn unavailable(
+    e: &AuditError,
+    format: Format,
+    headers: &header::HeaderMap,
+) -> actix_web::HttpResponse {
     tracing::error!(error = %crate::middleware::ErrorChain(e), "audit record not durable: answering 503");
     let err = ApiError::Unavailable {
         code: "audit_unavailable",
-        message: "the audit trail could not record this call; it was not completed, retry later".to_owned(),
+        message: "the audit trail could not record this call; it was not completed, retry later"
+            .to_owned(),
         retry_after_secs: Some(1),
     };
-    err.render(format, extract::request_id(headers).as_ref().map(|r| r.as_str()))
+    err.render(
+        format,
+        extract::request_id(headers).as_ref().map(|r| r.as_str()),
+    )
 }
 
 /// Reads the request body (at most `limit + 1` bytes, so the handler still refuses an

@@ -30,13 +30,23 @@ pub(super) async fn begin(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let status = res.status().as_u16();
     let request_id = extract::request_id(res.headers());
-    let rec = call.record(Some(res.request()), None, status, started, &notes.snapshot(), request_id);
+    let rec = call.record(
+        Some(res.request()),
+        None,
+        status,
+        started,
+        &notes.snapshot(),
+        request_id,
+    );
     let guard = match log.writer().begin_stream(rec).await {
         Ok((_, guard)) => guard,
         Err(e) => {
             let (req, response) = res.into_parts();
             // Dropping the body here cancels the generation that was never acknowledged.
-            return Ok(ServiceResponse::new(req, unavailable(&e, format, response.headers())));
+            return Ok(ServiceResponse::new(
+                req,
+                unavailable(&e, format, response.headers()),
+            ));
         }
     };
     let sse = res
@@ -78,7 +88,10 @@ impl SseReader {
             let event: Vec<u8> = self.pending.drain(..end + 2).collect();
             let data: Vec<&[u8]> = event
                 .split(|&b| b == b'\n')
-                .filter_map(|l| l.strip_prefix(b"data: ").or_else(|| l.strip_prefix(b"data:")))
+                .filter_map(|l| {
+                    l.strip_prefix(b"data: ")
+                        .or_else(|| l.strip_prefix(b"data:"))
+                })
                 .collect();
             self.event(&data.join(&b'\n'));
         }
@@ -103,12 +116,20 @@ impl SseReader {
         if let Some(u) = tree.get("usage").and_then(extract::usage_of) {
             self.usage = Some(u);
         }
-        let Some(choice) = tree.pointer("/choices/0") else { return };
-        let piece = choice.pointer("/delta/content").or_else(|| choice.get("text"));
+        let Some(choice) = tree.pointer("/choices/0") else {
+            return;
+        };
+        let piece = choice
+            .pointer("/delta/content")
+            .or_else(|| choice.get("text"));
         if let Some(s) = piece.and_then(Value::as_str) {
             self.text.push_str(s);
         }
-        if let Some(f) = choice.get("finish_reason").and_then(Value::as_str).filter(|f| !f.is_empty()) {
+        if let Some(f) = choice
+            .get("finish_reason")
+            .and_then(Value::as_str)
+            .filter(|f| !f.is_empty())
+        {
             self.finish_reason = Some(f.to_owned());
         }
     }
@@ -148,7 +169,10 @@ impl AuditedStream {
             return held;
         };
         let notes = self.notes.snapshot();
-        let mut response = self.sse.as_ref().map_or_else(AuditResponse::default, SseReader::response);
+        let mut response = self
+            .sse
+            .as_ref()
+            .map_or_else(AuditResponse::default, SseReader::response);
         if let Some(body) = notes.response {
             response.body = body;
         }
@@ -170,7 +194,8 @@ impl AuditedStream {
     fn audit_failure_event(&self) -> Bytes {
         let err = crate::error::ApiError::Unavailable {
             code: "audit_unavailable",
-            message: "the audit trail could not record this call; the answer is not complete".to_owned(),
+            message: "the audit trail could not record this call; the answer is not complete"
+                .to_owned(),
             retry_after_secs: Some(1),
         };
         let body = err.body(None);
@@ -186,7 +211,10 @@ impl MessageBody for AuditedStream {
         BodySize::Stream
     }
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Self::Error>>> {
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
         let this = &mut *self;
         loop {
             if let Some((fut, held)) = this.finishing.as_mut() {
@@ -242,7 +270,9 @@ impl MessageBody for AuditedStream {
 impl Drop for AuditedStream {
     /// The client went away mid-stream: record what it was sent, as `aborted` (499).
     fn drop(&mut self) {
-        let Some(guard) = self.guard.take() else { return };
+        let Some(guard) = self.guard.take() else {
+            return;
+        };
         let partial = self.sse.as_ref().map(SseReader::response);
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {

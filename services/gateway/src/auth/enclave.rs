@@ -12,7 +12,11 @@ use crate::error::ApiError;
 
 impl Authenticate for Authenticator {
     fn authenticate<'a>(&'a self, bearer: &'a str) -> AuthFuture<'a> {
-        Box::pin(async move { Authenticator::authenticate(self, bearer).await.map_err(AuthFailure::from) })
+        Box::pin(async move {
+            Authenticator::authenticate(self, bearer)
+                .await
+                .map_err(AuthFailure::from)
+        })
     }
 }
 
@@ -41,9 +45,13 @@ impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
             AuthError::Store(store) => ApiError::from(store),
-            AuthError::WeakPassword { .. } => ApiError::invalid_field(e.code(), "password", e.to_string()),
+            AuthError::WeakPassword { .. } => {
+                ApiError::invalid_field(e.code(), "password", e.to_string())
+            }
             AuthError::TenantRequired => ApiError::invalid_field(e.code(), "tenant", e.to_string()),
-            AuthError::InvalidInput { field, .. } => ApiError::invalid_field(e.code(), field, e.to_string()),
+            AuthError::InvalidInput { field, .. } => {
+                ApiError::invalid_field(e.code(), field, e.to_string())
+            }
             other => AuthFailure::from(other).into(),
         }
     }
@@ -59,17 +67,65 @@ mod tests {
     #[test]
     fn auth_errors_map_by_variant() {
         let cases: [(AuthError, StatusCode, &str); 11] = [
-            (AuthError::ExpiredToken, StatusCode::UNAUTHORIZED, "token_expired"),
-            (AuthError::InvalidToken { reason: "bad signature" }, StatusCode::UNAUTHORIZED, "invalid_token"),
-            (AuthError::RevokedKey, StatusCode::UNAUTHORIZED, "key_revoked"),
-            (AuthError::ExpiredKey, StatusCode::UNAUTHORIZED, "key_expired"),
-            (AuthError::UserInactive, StatusCode::UNAUTHORIZED, "user_inactive"),
-            (AuthError::RefreshTokenReused, StatusCode::UNAUTHORIZED, "refresh_token_reused"),
-            (AuthError::InvalidCredentials, StatusCode::UNAUTHORIZED, "invalid_credentials"),
-            (AuthError::TenantSuspended, StatusCode::FORBIDDEN, "tenant_suspended"),
-            (AuthError::Throttled { retry_after_secs: 9 }, StatusCode::TOO_MANY_REQUESTS, "login_throttled"),
-            (AuthError::TenantRequired, StatusCode::BAD_REQUEST, "tenant_required"),
-            (AuthError::Crypto("no signer".into()), StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+            (
+                AuthError::ExpiredToken,
+                StatusCode::UNAUTHORIZED,
+                "token_expired",
+            ),
+            (
+                AuthError::InvalidToken {
+                    reason: "bad signature",
+                },
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+            ),
+            (
+                AuthError::RevokedKey,
+                StatusCode::UNAUTHORIZED,
+                "key_revoked",
+            ),
+            (
+                AuthError::ExpiredKey,
+                StatusCode::UNAUTHORIZED,
+                "key_expired",
+            ),
+            (
+                AuthError::UserInactive,
+                StatusCode::UNAUTHORIZED,
+                "user_inactive",
+            ),
+            (
+                AuthError::RefreshTokenReused,
+                StatusCode::UNAUTHORIZED,
+                "refresh_token_reused",
+            ),
+            (
+                AuthError::InvalidCredentials,
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+            ),
+            (
+                AuthError::TenantSuspended,
+                StatusCode::FORBIDDEN,
+                "tenant_suspended",
+            ),
+            (
+                AuthError::Throttled {
+                    retry_after_secs: 9,
+                },
+                StatusCode::TOO_MANY_REQUESTS,
+                "login_throttled",
+            ),
+            (
+                AuthError::TenantRequired,
+                StatusCode::BAD_REQUEST,
+                "tenant_required",
+            ),
+            (
+                AuthError::Crypto("no signer".into()),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+            ),
         ];
         for (err, status, code) in cases {
             let name = format!("{err:?}");
@@ -77,8 +133,12 @@ mod tests {
             assert_eq!(api.status_code(), status, "{name}");
             assert_eq!(api.code(), code, "{name}");
         }
-        match ApiError::from(AuthError::Throttled { retry_after_secs: 9 }) {
-            ApiError::RateLimited { retry_after_secs, .. } => assert_eq!(retry_after_secs, 9),
+        match ApiError::from(AuthError::Throttled {
+            retry_after_secs: 9,
+        }) {
+            ApiError::RateLimited {
+                retry_after_secs, ..
+            } => assert_eq!(retry_after_secs, 9),
             other => panic!("expected a rate limit, got {other:?}"),
         }
     }

@@ -97,7 +97,10 @@ impl Caller {
         if self.0.is_platform_admin() {
             Ok(())
         } else {
-            Err(ApiError::forbidden("platform_admin_required", "this action needs the platform_admin role"))
+            Err(ApiError::forbidden(
+                "platform_admin_required",
+                "this action needs the platform_admin role",
+            ))
         }
     }
 
@@ -142,19 +145,27 @@ impl TenantContext {
 }
 
 fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
-    let value = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::unauthorized("missing_credentials", "send Authorization: Bearer <token or API key>"))?;
-    let value = value
-        .to_str()
-        .map_err(|_| ApiError::unauthorized("invalid_authorization_header", "Authorization header is not ASCII"))?;
-    let (scheme, token) = value
-        .split_once(' ')
-        .ok_or_else(|| ApiError::unauthorized("invalid_authorization_header", "expected `Bearer <token>`"))?;
+    let value = req.headers().get(header::AUTHORIZATION).ok_or_else(|| {
+        ApiError::unauthorized(
+            "missing_credentials",
+            "send Authorization: Bearer <token or API key>",
+        )
+    })?;
+    let value = value.to_str().map_err(|_| {
+        ApiError::unauthorized(
+            "invalid_authorization_header",
+            "Authorization header is not ASCII",
+        )
+    })?;
+    let (scheme, token) = value.split_once(' ').ok_or_else(|| {
+        ApiError::unauthorized("invalid_authorization_header", "expected `Bearer <token>`")
+    })?;
     let token = token.trim();
     if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
-        return Err(ApiError::unauthorized("invalid_authorization_header", "expected `Bearer <token>`"));
+        return Err(ApiError::unauthorized(
+            "invalid_authorization_header",
+            "expected `Bearer <token>`",
+        ));
     }
     Ok(token.to_owned())
 }
@@ -179,7 +190,9 @@ async fn authenticate(req: HttpRequest) -> Result<Caller, ApiError> {
     }
     match principal.actor {
         Actor::User(id) => span.record("actor", tracing::field::display(format_args!("user:{id}"))),
-        Actor::ApiKey(id) => span.record("actor", tracing::field::display(format_args!("key:{id}"))),
+        Actor::ApiKey(id) => {
+            span.record("actor", tracing::field::display(format_args!("key:{id}")))
+        }
     };
     let caller = Caller(principal);
     req.extensions_mut().insert(caller.clone());
@@ -204,7 +217,10 @@ impl FromRequest for TenantContext {
         Box::pin(async move {
             let caller = authenticate(req).await?;
             let tenant_id = caller.0.tenant_id.ok_or_else(|| {
-                ApiError::forbidden("tenant_required", "this route acts inside a tenant; use a tenant member's credentials")
+                ApiError::forbidden(
+                    "tenant_required",
+                    "this route acts inside a tenant; use a tenant member's credentials",
+                )
             })?;
             Ok(TenantContext { tenant_id, caller })
         })

@@ -10,7 +10,8 @@ use enclave_model_core::engine::{GenerateRequest, PromptInput};
 use enclave_model_core::sampling::RawSamplingParams;
 
 use crate::api::openai::{
-    ChatCompletionRequest, CompletionRequest, MessageContent, PromptSpec, StreamOptions, StringOrArray,
+    ChatCompletionRequest, CompletionRequest, MessageContent, PromptSpec, StreamOptions,
+    StringOrArray,
 };
 use crate::error::ApiError;
 
@@ -24,9 +25,13 @@ pub const MAX_TOP_LOGPROBS: u8 = 20;
 pub enum LogprobsShape {
     None,
     /// `choices[].logprobs.content[]` with `top` alternatives.
-    Chat { top: u8 },
+    Chat {
+        top: u8,
+    },
     /// Legacy `tokens`/`token_logprobs`/`top_logprobs`/`text_offset`.
-    Legacy { top: u8 },
+    Legacy {
+        top: u8,
+    },
 }
 
 /// How the caller wants the answer.
@@ -38,9 +43,15 @@ pub struct ResponsePlan {
     pub logprobs: LogprobsShape,
 }
 
-fn stream_plan(stream: Option<bool>, options: Option<StreamOptions>) -> Result<(bool, bool), ApiError> {
+fn stream_plan(
+    stream: Option<bool>,
+    options: Option<StreamOptions>,
+) -> Result<(bool, bool), ApiError> {
     let stream = stream.unwrap_or(false);
-    let include_usage = options.as_ref().and_then(|o| o.include_usage).unwrap_or(false);
+    let include_usage = options
+        .as_ref()
+        .and_then(|o| o.include_usage)
+        .unwrap_or(false);
     if options.is_some() && !stream {
         return Err(ApiError::invalid_field(
             "invalid_stream_options",
@@ -123,7 +134,11 @@ fn top_logprobs_in_range(field: &str, top: u8) -> Result<u8, ApiError> {
     Ok(top)
 }
 
-fn chat_message(index: usize, role: &str, content: MessageContent) -> Result<ChatMessage, ApiError> {
+fn chat_message(
+    index: usize,
+    role: &str,
+    content: MessageContent,
+) -> Result<ChatMessage, ApiError> {
     let role = Role::from_str(role).map_err(|_| {
         ApiError::invalid_field(
             "invalid_role",
@@ -152,11 +167,17 @@ fn chat_message(index: usize, role: &str, content: MessageContent) -> Result<Cha
 }
 
 /// `POST /v1/chat/completions` body → engine request and response plan.
-pub fn chat_request(req: ChatCompletionRequest) -> Result<(GenerateRequest, ResponsePlan), ApiError> {
+pub fn chat_request(
+    req: ChatCompletionRequest,
+) -> Result<(GenerateRequest, ResponsePlan), ApiError> {
     only_one("n", req.n)?;
     let (stream, include_usage) = stream_plan(req.stream, req.stream_options)?;
     if req.messages.is_empty() {
-        return Err(ApiError::invalid_field("empty_messages", "messages", "messages must not be empty"));
+        return Err(ApiError::invalid_field(
+            "empty_messages",
+            "messages",
+            "messages must not be empty",
+        ));
     }
     let messages = req
         .messages
@@ -217,11 +238,17 @@ pub fn chat_request(req: ChatCompletionRequest) -> Result<(GenerateRequest, Resp
 }
 
 /// `POST /v1/completions` body → engine request and response plan.
-pub fn completion_request(req: CompletionRequest) -> Result<(GenerateRequest, ResponsePlan), ApiError> {
+pub fn completion_request(
+    req: CompletionRequest,
+) -> Result<(GenerateRequest, ResponsePlan), ApiError> {
     only_one("n", req.n)?;
     only_one("best_of", req.best_of)?;
     if req.echo == Some(true) {
-        return Err(ApiError::invalid_field("unsupported_echo", "echo", "echo is not supported"));
+        return Err(ApiError::invalid_field(
+            "unsupported_echo",
+            "echo",
+            "echo is not supported",
+        ));
     }
     let (stream, include_usage) = stream_plan(req.stream, req.stream_options)?;
     let prompt = match req.prompt {
@@ -231,7 +258,10 @@ pub fn completion_request(req: CompletionRequest) -> Result<(GenerateRequest, Re
             return Err(ApiError::invalid_field(
                 "unsupported_batch_prompt",
                 "prompt",
-                format!("prompt must be one string (or an array of one), got {} strings", texts.len()),
+                format!(
+                    "prompt must be one string (or an array of one), got {} strings",
+                    texts.len()
+                ),
             ));
         }
         PromptSpec::Tokens(ids) => PromptInput::Tokens(ids),
@@ -298,17 +328,23 @@ mod tests {
         assert_eq!(req.sampling.stop, Some(vec!["x".to_owned()]));
         assert_eq!(req.sampling.seed, Some(7));
         assert_eq!(req.sampling.logprobs, Some(2));
-        assert_eq!(req.sampling.logit_bias, Some(BTreeMap::from([(42, -100.0)])));
+        assert_eq!(
+            req.sampling.logit_bias,
+            Some(BTreeMap::from([(42, -100.0)]))
+        );
         assert!(plan.stream && plan.include_usage);
         assert_eq!(plan.logprobs, LogprobsShape::Chat { top: 2 });
-        let PromptInput::Chat(messages) = req.prompt else { panic!("chat prompt") };
+        let PromptInput::Chat(messages) = req.prompt else {
+            panic!("chat prompt")
+        };
         assert_eq!(messages[0].content, "hi");
     }
 
     #[test]
     fn chat_refusals_name_code_and_field() {
         let base = |extra: serde_json::Value| {
-            let mut v = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+            let mut v =
+                serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
             for (k, val) in extra.as_object().expect("object") {
                 v[k] = val.clone();
             }
@@ -316,15 +352,45 @@ mod tests {
         };
         let cases = [
             (base(serde_json::json!({"n": 2})), "unsupported_n", "n"),
-            (base(serde_json::json!({"messages": []})), "empty_messages", "messages"),
-            (base(serde_json::json!({"messages": [{"role": "boss", "content": "x"}]})), "invalid_role", "messages[0].role"),
-            (base(serde_json::json!({"top_logprobs": 3})), "invalid_logprobs", "top_logprobs"),
-            (base(serde_json::json!({"logprobs": true, "top_logprobs": 21})), "invalid_logprobs", "top_logprobs"),
-            (base(serde_json::json!({"logit_bias": {"abc": 1}})), "invalid_logit_bias", "logit_bias"),
-            (base(serde_json::json!({"stream_options": {"include_usage": true}})), "invalid_stream_options", "stream_options"),
-            (base(serde_json::json!({"max_tokens": 3, "max_completion_tokens": 4})), "invalid_max_tokens", "max_completion_tokens"),
             (
-                base(serde_json::json!({"messages": [{"role": "user", "content": [{"type": "image_url", "text": ""}]}]})),
+                base(serde_json::json!({"messages": []})),
+                "empty_messages",
+                "messages",
+            ),
+            (
+                base(serde_json::json!({"messages": [{"role": "boss", "content": "x"}]})),
+                "invalid_role",
+                "messages[0].role",
+            ),
+            (
+                base(serde_json::json!({"top_logprobs": 3})),
+                "invalid_logprobs",
+                "top_logprobs",
+            ),
+            (
+                base(serde_json::json!({"logprobs": true, "top_logprobs": 21})),
+                "invalid_logprobs",
+                "top_logprobs",
+            ),
+            (
+                base(serde_json::json!({"logit_bias": {"abc": 1}})),
+                "invalid_logit_bias",
+                "logit_bias",
+            ),
+            (
+                base(serde_json::json!({"stream_options": {"include_usage": true}})),
+                "invalid_stream_options",
+                "stream_options",
+            ),
+            (
+                base(serde_json::json!({"max_tokens": 3, "max_completion_tokens": 4})),
+                "invalid_max_tokens",
+                "max_completion_tokens",
+            ),
+            (
+                base(
+                    serde_json::json!({"messages": [{"role": "user", "content": [{"type": "image_url", "text": ""}]}]}),
+                ),
                 "unsupported_content_part",
                 "messages[0].content[0].type",
             ),
@@ -338,18 +404,31 @@ mod tests {
 
     #[test]
     fn completion_defaults_and_refusals() {
-        let req: CompletionRequest = serde_json::from_value(serde_json::json!({"model": "m", "prompt": ["one"]}))
-            .expect("valid DTO");
+        let req: CompletionRequest =
+            serde_json::from_value(serde_json::json!({"model": "m", "prompt": ["one"]}))
+                .expect("valid DTO");
         let (generate, plan) = completion_request(req).expect("valid");
         assert_eq!(generate.max_tokens, Some(16));
         assert!(!plan.stream);
         assert!(matches!(generate.prompt, PromptInput::Text(ref t) if t == "one"));
 
         for (body, code) in [
-            (serde_json::json!({"model": "m", "prompt": ["a", "b"]}), "unsupported_batch_prompt"),
-            (serde_json::json!({"model": "m", "prompt": "a", "echo": true}), "unsupported_echo"),
-            (serde_json::json!({"model": "m", "prompt": "a", "best_of": 3}), "unsupported_n"),
-            (serde_json::json!({"model": "m", "prompt": "a", "logprobs": 25}), "invalid_logprobs"),
+            (
+                serde_json::json!({"model": "m", "prompt": ["a", "b"]}),
+                "unsupported_batch_prompt",
+            ),
+            (
+                serde_json::json!({"model": "m", "prompt": "a", "echo": true}),
+                "unsupported_echo",
+            ),
+            (
+                serde_json::json!({"model": "m", "prompt": "a", "best_of": 3}),
+                "unsupported_n",
+            ),
+            (
+                serde_json::json!({"model": "m", "prompt": "a", "logprobs": 25}),
+                "invalid_logprobs",
+            ),
         ] {
             let req: CompletionRequest = serde_json::from_value(body.clone()).expect("valid DTO");
             let err = completion_request(req).expect_err("must be refused");

@@ -47,7 +47,10 @@ impl From<SubmitError> for ApiError {
 }
 
 /// The model a request may name: the served base model under its id, or `base`.
-pub fn resolve_model<'a>(state: &'a AppState, requested: &str) -> Result<(&'a Engine, &'a str), ApiError> {
+pub fn resolve_model<'a>(
+    state: &'a AppState,
+    requested: &str,
+) -> Result<(&'a Engine, &'a str), ApiError> {
     let served = state.served_model().ok_or_else(|| ApiError::Unavailable {
         code: "model_not_loaded",
         message: "no model is loaded on this server".to_owned(),
@@ -74,7 +77,13 @@ pub struct Accounting {
 
 impl Accounting {
     pub async fn record_completion(&self, tokens: u32) {
-        limits::record_tokens(&self.store, &self.tenant, self.key.as_ref(), u64::from(tokens)).await;
+        limits::record_tokens(
+            &self.store,
+            &self.tenant,
+            self.key.as_ref(),
+            u64::from(tokens),
+        )
+        .await;
     }
 }
 
@@ -124,11 +133,17 @@ pub async fn generate(
     }
     let done = respond::collect(events).await?;
     if let Some(accounting) = &accounting {
-        accounting.record_completion(done.usage.completion_tokens).await;
+        accounting
+            .record_completion(done.usage.completion_tokens)
+            .await;
     }
     let tokenizer = engine.tokenizer();
     Ok(match shape {
-        ChunkShape::Chat => Reply::ok(respond::chat_completion(&meta, &plan, tokenizer, done)).respond_to(req),
-        ChunkShape::Completion => Reply::ok(respond::completion(&meta, &plan, tokenizer, done)).respond_to(req),
+        ChunkShape::Chat => {
+            Reply::ok(respond::chat_completion(&meta, &plan, tokenizer, done)).respond_to(req)
+        }
+        ChunkShape::Completion => {
+            Reply::ok(respond::completion(&meta, &plan, tokenizer, done)).respond_to(req)
+        }
     })
 }

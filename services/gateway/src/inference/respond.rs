@@ -2,12 +2,15 @@
 
 use std::collections::BTreeMap;
 
-use enclave_model_core::engine::{FinishReason, GenerationEvent, GenerationStream, TokenLogprobs, Usage};
+use enclave_model_core::engine::{
+    FinishReason, GenerationEvent, GenerationStream, TokenLogprobs, Usage,
+};
 use enclave_model_core::tokenizer::Tokenizer;
 
 use crate::api::openai::{
-    ChatChoice, ChatChunkChoice, ChatCompletion, ChatCompletionChunk, ChatDelta, ChatMessageOut, ChoiceLogprobs,
-    Completion, CompletionChoice, CompletionLogprobs, CompletionUsage, TokenLogprob, TopLogprob,
+    ChatChoice, ChatChunkChoice, ChatCompletion, ChatCompletionChunk, ChatDelta, ChatMessageOut,
+    ChoiceLogprobs, Completion, CompletionChoice, CompletionLogprobs, CompletionUsage,
+    TokenLogprob, TopLogprob,
 };
 use crate::error::ApiError;
 use crate::inference::convert::{LogprobsShape, ResponsePlan};
@@ -67,11 +70,19 @@ pub async fn collect(mut stream: GenerationStream) -> Result<Completed, Generati
     let mut tokens = Vec::new();
     while let Some(event) = stream.next_event().await {
         match event {
-            GenerationEvent::Token { id, text: piece, logprobs } => {
+            GenerationEvent::Token {
+                id,
+                text: piece,
+                logprobs,
+            } => {
                 text.push_str(&piece);
                 tokens.push(SampledToken { id, logprobs });
             }
-            GenerationEvent::Finished { reason, usage, text: rest } => {
+            GenerationEvent::Finished {
+                reason,
+                usage,
+                text: rest,
+            } => {
                 text.push_str(&rest);
                 return Ok(Completed {
                     text,
@@ -95,12 +106,19 @@ pub fn usage(u: Usage) -> CompletionUsage {
 }
 
 fn token_text(tokenizer: &Tokenizer, id: u32) -> (String, Vec<u8>) {
-    let bytes = tokenizer.token_bytes(id).map(<[u8]>::to_vec).unwrap_or_default();
+    let bytes = tokenizer
+        .token_bytes(id)
+        .map(<[u8]>::to_vec)
+        .unwrap_or_default();
     (String::from_utf8_lossy(&bytes).into_owned(), bytes)
 }
 
 /// Chat-shaped log-probabilities of the given tokens (`None` unless the caller asked).
-pub fn chat_logprobs(tokenizer: &Tokenizer, shape: LogprobsShape, tokens: &[SampledToken]) -> Option<ChoiceLogprobs> {
+pub fn chat_logprobs(
+    tokenizer: &Tokenizer,
+    shape: LogprobsShape,
+    tokens: &[SampledToken],
+) -> Option<ChoiceLogprobs> {
     if !matches!(shape, LogprobsShape::Chat { .. }) {
         return None;
     }
@@ -140,7 +158,9 @@ pub fn legacy_logprobs(
     }
     let mut out = CompletionLogprobs::default();
     for t in tokens {
-        let Some(lp) = t.logprobs.as_ref() else { continue };
+        let Some(lp) = t.logprobs.as_ref() else {
+            continue;
+        };
         let (token, _) = token_text(tokenizer, t.id);
         out.text_offset.push(offset);
         offset += u32::try_from(token.chars().count()).unwrap_or(u32::MAX);
@@ -156,7 +176,12 @@ pub fn legacy_logprobs(
     Some(out)
 }
 
-pub fn chat_completion(meta: &ResponseMeta, plan: &ResponsePlan, tokenizer: &Tokenizer, done: Completed) -> ChatCompletion {
+pub fn chat_completion(
+    meta: &ResponseMeta,
+    plan: &ResponsePlan,
+    tokenizer: &Tokenizer,
+    done: Completed,
+) -> ChatCompletion {
     ChatCompletion {
         id: meta.id.clone(),
         object: "chat.completion".to_owned(),
@@ -176,7 +201,12 @@ pub fn chat_completion(meta: &ResponseMeta, plan: &ResponsePlan, tokenizer: &Tok
     }
 }
 
-pub fn completion(meta: &ResponseMeta, plan: &ResponsePlan, tokenizer: &Tokenizer, done: Completed) -> Completion {
+pub fn completion(
+    meta: &ResponseMeta,
+    plan: &ResponsePlan,
+    tokenizer: &Tokenizer,
+    done: Completed,
+) -> Completion {
     Completion {
         id: meta.id.clone(),
         object: "text_completion".to_owned(),
@@ -193,7 +223,12 @@ pub fn completion(meta: &ResponseMeta, plan: &ResponsePlan, tokenizer: &Tokenize
     }
 }
 
-pub fn chat_chunk(meta: &ResponseMeta, delta: ChatDelta, logprobs: Option<ChoiceLogprobs>, finish: Option<&FinishReason>) -> ChatCompletionChunk {
+pub fn chat_chunk(
+    meta: &ResponseMeta,
+    delta: ChatDelta,
+    logprobs: Option<ChoiceLogprobs>,
+    finish: Option<&FinishReason>,
+) -> ChatCompletionChunk {
     ChatCompletionChunk {
         id: meta.id.clone(),
         object: "chat.completion.chunk".to_owned(),

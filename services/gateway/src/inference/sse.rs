@@ -111,7 +111,11 @@ impl StreamState {
                     let token = SampledToken { id, logprobs };
                     return Some(self.content(text, std::slice::from_ref(&token)));
                 }
-                Some(GenerationEvent::Finished { reason, usage, text }) => {
+                Some(GenerationEvent::Finished {
+                    reason,
+                    usage,
+                    text,
+                }) => {
                     self.events = None;
                     if let Some(accounting) = &self.accounting {
                         accounting.record_completion(usage.completion_tokens).await;
@@ -142,7 +146,8 @@ impl StreamState {
                 self.encode(&respond::chat_chunk(&self.meta, delta, logprobs, None))
             }
             ChunkShape::Completion => {
-                let logprobs = respond::legacy_logprobs(tokenizer, self.plan.logprobs, tokens, self.offset);
+                let logprobs =
+                    respond::legacy_logprobs(tokenizer, self.plan.logprobs, tokens, self.offset);
                 self.offset += u32::try_from(text.chars().count()).unwrap_or(u32::MAX);
                 self.encode(&respond::completion_chunk(&self.meta, text, logprobs, None))
             }
@@ -155,16 +160,26 @@ impl StreamState {
             out.extend_from_slice(&self.content(rest, &[]));
         }
         let last = match self.shape {
-            ChunkShape::Chat => self.encode(&respond::chat_chunk(&self.meta, ChatDelta::default(), None, Some(reason))),
-            ChunkShape::Completion => {
-                self.encode(&respond::completion_chunk(&self.meta, String::new(), None, Some(reason)))
-            }
+            ChunkShape::Chat => self.encode(&respond::chat_chunk(
+                &self.meta,
+                ChatDelta::default(),
+                None,
+                Some(reason),
+            )),
+            ChunkShape::Completion => self.encode(&respond::completion_chunk(
+                &self.meta,
+                String::new(),
+                None,
+                Some(reason),
+            )),
         };
         out.extend_from_slice(&last);
         if self.plan.include_usage {
             let chunk = match self.shape {
                 ChunkShape::Chat => self.encode(&respond::chat_usage_chunk(&self.meta, usage)),
-                ChunkShape::Completion => self.encode(&respond::completion_usage_chunk(&self.meta, usage)),
+                ChunkShape::Completion => {
+                    self.encode(&respond::completion_usage_chunk(&self.meta, usage))
+                }
             };
             out.extend_from_slice(&chunk);
         }
@@ -198,6 +213,9 @@ mod tests {
     #[test]
     fn multi_line_payloads_become_one_data_line_each() {
         assert_eq!(event(b"{\"a\":1}"), b"data: {\"a\":1}\n\n".to_vec());
-        assert_eq!(event(b"<x>a\nb</x>"), b"data: <x>a\ndata: b</x>\n\n".to_vec());
+        assert_eq!(
+            event(b"<x>a\nb</x>"),
+            b"data: <x>a\ndata: b</x>\n\n".to_vec()
+        );
     }
 }

@@ -22,7 +22,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(create_api_key))
             .route(web::get().to(list_api_keys)),
     )
-    .service(web::resource("/v1/tenants/{tenant_id}/api-keys/{key_id}").route(web::delete().to(revoke_api_key)));
+    .service(
+        web::resource("/v1/tenants/{tenant_id}/api-keys/{key_id}")
+            .route(web::delete().to(revoke_api_key)),
+    );
 }
 
 fn key_dto(r: ApiKeyRecord) -> ApiKey {
@@ -63,7 +66,11 @@ pub async fn create_api_key(
     let body = body.into_inner();
     let scopes = scopes(body.scopes)?;
     if body.expires_at.is_some_and(|t| t <= Utc::now()) {
-        return Err(ApiError::invalid_field("invalid_expiry", "expires_at", "expires_at must be in the future"));
+        return Err(ApiError::invalid_field(
+            "invalid_expiry",
+            "expires_at",
+            "expires_at must be in the future",
+        ));
     }
     let created = state
         .auth()?
@@ -89,10 +96,20 @@ pub async fn create_api_key(
 #[utoipa::path(get, path = "/v1/tenants/{tenant_id}/api-keys", tag = "api-keys",
     params(("tenant_id" = Uuid, Path, description = "Tenant id")), security(("bearer" = [])),
     responses((status = 200, description = "The tenant's keys (never their secrets)", body = ApiKeyList)))]
-pub async fn list_api_keys(state: web::Data<AppState>, caller: Caller, path: web::Path<Uuid>) -> Result<Reply<ApiKeyList>, ApiError> {
+pub async fn list_api_keys(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+) -> Result<Reply<ApiKeyList>, ApiError> {
     let store = state.store()?;
     let tenant = administered_tenant(store, &caller, path.into_inner()).await?;
-    let data = store.api_keys().list(&tenant).await?.into_iter().map(key_dto).collect();
+    let data = store
+        .api_keys()
+        .list(&tenant)
+        .await?
+        .into_iter()
+        .map(key_dto)
+        .collect();
     Ok(Reply::ok(ApiKeyList { data }))
 }
 
@@ -109,6 +126,9 @@ pub async fn revoke_api_key(
     let (tenant, key) = path.into_inner();
     let store = state.store()?;
     let tenant = administered_tenant(store, &caller, tenant).await?;
-    store.api_keys().revoke(&tenant, &ApiKeyId::from(key)).await?;
+    store
+        .api_keys()
+        .revoke(&tenant, &ApiKeyId::from(key))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -23,7 +23,10 @@ use crate::state::AppState;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/v1/audit/events").route(web::get().to(list_audit_events)))
         .service(web::resource("/v1/audit/export").route(web::get().to(export_audit)))
-        .service(web::resource("/v1/audit/exports/{export_id}/manifest").route(web::get().to(get_export_manifest)));
+        .service(
+            web::resource("/v1/audit/exports/{export_id}/manifest")
+                .route(web::get().to(get_export_manifest)),
+        );
 }
 
 /// Bytes of export text read ahead of a slow client (bounds the memory of one export).
@@ -32,9 +35,11 @@ const DEFAULT_PAGE: u32 = 50;
 
 fn audit_error(e: AuditError) -> ApiError {
     match e {
-        AuditError::InvalidQuery { field, reason } => {
-            ApiError::invalid(format!("invalid_{field}"), format!("`{field}` {reason}"), Some(field.to_owned()))
-        }
+        AuditError::InvalidQuery { field, reason } => ApiError::invalid(
+            format!("invalid_{field}"),
+            format!("`{field}` {reason}"),
+            Some(field.to_owned()),
+        ),
         other => ApiError::internal(other),
     }
 }
@@ -48,13 +53,20 @@ fn readable_tenant(caller: &Caller, requested: Option<Uuid>) -> Result<TenantId,
         (Some(t), _) => caller.tenant_for(TenantId::from(t)),
         (None, Some(own)) => Ok(own),
         (None, None) if p.is_platform_admin() => Ok(PLATFORM_CHAIN),
-        (None, None) => Err(ApiError::forbidden("tenant_required", "name a tenant with `tenant`")),
+        (None, None) => Err(ApiError::forbidden(
+            "tenant_required",
+            "name a tenant with `tenant`",
+        )),
     }
 }
 
 fn parse_time(field: &'static str, s: &str) -> Result<DateTime<Utc>, ApiError> {
     enclave_audit::ops::parse_time(field, s).map_err(|_| {
-        ApiError::invalid_field("invalid_time", field, format!("`{field}` must be YYYY-MM-DD or RFC 3339"))
+        ApiError::invalid_field(
+            "invalid_time",
+            field,
+            format!("`{field}` must be YYYY-MM-DD or RFC 3339"),
+        )
     })
 }
 
@@ -96,7 +108,11 @@ pub async fn list_audit_events(
     let q = query.into_inner();
     let tenant = readable_tenant(&caller, q.tenant)?;
     let filter = AuditFilter {
-        from: q.from.as_deref().map(|s| parse_time("from", s)).transpose()?,
+        from: q
+            .from
+            .as_deref()
+            .map(|s| parse_time("from", s))
+            .transpose()?,
         to: q.to.as_deref().map(|s| parse_time("to", s)).transpose()?,
         actor_kind: q.actor_kind,
         actor_id: q.actor_id,
@@ -106,11 +122,22 @@ pub async fn list_audit_events(
         decision: q.decision,
         text: q.q,
     };
-    let cursor = q.cursor.as_deref().map(Cursor::parse).transpose().map_err(audit_error)?;
-    let store = state.store()?;
-    let page = enclave_audit::query(store.pool(), &tenant, &filter, cursor, q.limit.unwrap_or(DEFAULT_PAGE))
-        .await
+    let cursor = q
+        .cursor
+        .as_deref()
+        .map(Cursor::parse)
+        .transpose()
         .map_err(audit_error)?;
+    let store = state.store()?;
+    let page = enclave_audit::query(
+        store.pool(),
+        &tenant,
+        &filter,
+        cursor,
+        q.limit.unwrap_or(DEFAULT_PAGE),
+    )
+    .await
+    .map_err(audit_error)?;
     let data = page
         .events
         .into_iter()
@@ -165,21 +192,42 @@ pub async fn export_audit(
     let tenant = readable_tenant(&caller, q.tenant)?;
     let (from, to) = (parse_time("from", &q.from)?, parse_time("to", &q.to)?);
     if from >= to {
-        return Err(ApiError::invalid_field("invalid_range", "from", "`from` must be before `to`"));
+        return Err(ApiError::invalid_field(
+            "invalid_range",
+            "from",
+            "`from` must be before `to`",
+        ));
     }
-    let format: ExportFormat = q.format.as_deref().unwrap_or("jsonl").parse().map_err(audit_error)?;
-    let log = state.audit_log().cloned().ok_or_else(|| ApiError::Unavailable {
-        code: "audit_unavailable",
-        message: "this server keeps no audit trail".to_owned(),
-        retry_after_secs: None,
-    })?;
+    let format: ExportFormat = q
+        .format
+        .as_deref()
+        .unwrap_or("jsonl")
+        .parse()
+        .map_err(audit_error)?;
+    let log = state
+        .audit_log()
+        .cloned()
+        .ok_or_else(|| ApiError::Unavailable {
+            code: "audit_unavailable",
+            message: "this server keeps no audit trail".to_owned(),
+            retry_after_secs: None,
+        })?;
     let pool = state.store()?.pool().clone();
     let id = Uuid::now_v7();
     let (mut writer, reader) = tokio::io::duplex(EXPORT_PIPE_BYTES);
     let (outcome_tx, outcome_rx) = tokio::sync::oneshot::channel::<Result<(), String>>();
     let notes = NotesHandle::of(&req);
     actix_web::rt::spawn(async move {
-        let result = enclave_audit::export(&pool, &tenant, from, to, format, log.signing_key(), &mut writer).await;
+        let result = enclave_audit::export(
+            &pool,
+            &tenant,
+            from,
+            to,
+            format,
+            log.signing_key(),
+            &mut writer,
+        )
+        .await;
         let outcome = match result {
             Ok(m) => {
                 let value = serde_json::json!({"export_id": id, "manifest": &m});
@@ -195,20 +243,26 @@ pub async fn export_audit(
         drop(writer);
         let _ = outcome_tx.send(outcome);
     });
-    let body = futures::stream::unfold((reader, Some(outcome_rx)), |(mut reader, outcome)| async move {
-        let mut buf = vec![0u8; 64 * 1024];
-        match reader.read(&mut buf).await {
-            Ok(0) => match outcome?.await {
-                Ok(Ok(())) => None,
-                _ => Some((Err(std::io::Error::other("the export failed")), (reader, None))),
-            },
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(Bytes::from(buf)), (reader, outcome)))
+    let body = futures::stream::unfold(
+        (reader, Some(outcome_rx)),
+        |(mut reader, outcome)| async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            match reader.read(&mut buf).await {
+                Ok(0) => match outcome?.await {
+                    Ok(Ok(())) => None,
+                    _ => Some((
+                        Err(std::io::Error::other("the export failed")),
+                        (reader, None),
+                    )),
+                },
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok(Bytes::from(buf)), (reader, outcome)))
+                }
+                Err(e) => Some((Err(e), (reader, None))),
             }
-            Err(e) => Some((Err(e), (reader, None))),
-        }
-    });
+        },
+    );
     let (content_type, ext) = match format {
         ExportFormat::Jsonl => ("application/x-ndjson", "jsonl"),
         ExportFormat::Csv => ("text/csv; charset=utf-8", "csv"),
@@ -219,7 +273,10 @@ pub async fn export_audit(
         .insert_header(("X-Audit-Export-Id", id.to_string()))
         .insert_header((
             header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"audit-{tenant}-{}.{ext}\"", id.simple()),
+            format!(
+                "attachment; filename=\"audit-{tenant}-{}.{ext}\"",
+                id.simple()
+            ),
         ))
         .streaming(body))
 }
@@ -236,8 +293,15 @@ pub async fn get_export_manifest(
 ) -> Result<Reply<AuditExportManifest>, ApiError> {
     caller.require(Scope::AuditRead)?;
     let not_found = || ApiError::NotFound { resource: "export" };
-    let manifest = state.audit_log().and_then(|l| l.manifest(&path)).ok_or_else(not_found)?;
-    caller.tenant_for(manifest.tenant).map_err(|_| not_found())?;
+    let manifest = state
+        .audit_log()
+        .and_then(|l| l.manifest(&path))
+        .ok_or_else(not_found)?;
+    caller
+        .tenant_for(manifest.tenant)
+        .map_err(|_| not_found())?;
     let value = serde_json::to_value(&manifest).map_err(ApiError::internal)?;
-    Ok(Reply::ok(serde_json::from_value(value).map_err(ApiError::internal)?))
+    Ok(Reply::ok(
+        serde_json::from_value(value).map_err(ApiError::internal)?,
+    ))
 }

@@ -33,8 +33,13 @@ fn token_response(state: &AppState, pair: TokenPair) -> TokenResponse {
 
 /// The tenant a login names: its id, or its slug. An unknown tenant answers like a wrong
 /// password, so logins cannot probe which tenants exist.
-async fn login_tenant(state: &AppState, tenant: Option<&str>) -> Result<Option<TenantId>, ApiError> {
-    let Some(text) = tenant.map(str::trim) else { return Ok(None) };
+async fn login_tenant(
+    state: &AppState,
+    tenant: Option<&str>,
+) -> Result<Option<TenantId>, ApiError> {
+    let Some(text) = tenant.map(str::trim) else {
+        return Ok(None);
+    };
     if let Ok(id) = TenantId::parse(text) {
         return Ok(Some(id));
     }
@@ -59,7 +64,10 @@ pub async fn login(
     let auth = state.auth()?;
     let tenant = login_tenant(&state, body.tenant.as_deref()).await?;
     // The peer address, not X-Forwarded-For: a client must not pick its own throttle bucket.
-    let client_ip = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    let client_ip = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
     let pair = auth
         .login(enclave_auth::LoginRequest {
             email: &body.email,
@@ -75,8 +83,14 @@ pub async fn login(
 /// one again revokes the whole session (every token descended from the same login).
 #[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses((status = 200, description = "New tokens", body = TokenResponse)))]
-pub async fn refresh(state: web::Data<AppState>, body: Negotiated<RefreshRequest>) -> Result<Reply<TokenResponse>, ApiError> {
-    let pair = state.auth()?.refresh(&body.into_inner().refresh_token).await?;
+pub async fn refresh(
+    state: web::Data<AppState>,
+    body: Negotiated<RefreshRequest>,
+) -> Result<Reply<TokenResponse>, ApiError> {
+    let pair = state
+        .auth()?
+        .refresh(&body.into_inner().refresh_token)
+        .await?;
     Ok(Reply::ok(token_response(&state, pair)))
 }
 
@@ -84,7 +98,13 @@ pub async fn refresh(state: web::Data<AppState>, body: Negotiated<RefreshRequest
 /// stay valid until they expire.
 #[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", request_body = LogoutRequest,
     responses((status = 204, description = "Logged out")))]
-pub async fn logout(state: web::Data<AppState>, body: Negotiated<LogoutRequest>) -> Result<HttpResponse, ApiError> {
-    state.auth()?.logout(&body.into_inner().refresh_token).await?;
+pub async fn logout(
+    state: web::Data<AppState>,
+    body: Negotiated<LogoutRequest>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .auth()?
+        .logout(&body.into_inner().refresh_token)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -4,8 +4,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use enclave_domain::Scope;
 
-use crate::auth::TenantContext;
 use crate::api::openai::{ChatCompletion, ChatCompletionChunk, ChatCompletionRequest};
+use crate::auth::TenantContext;
 use crate::error::ApiError;
 use crate::inference::{self, convert, sse::ChunkShape};
 use crate::middleware::RequestId;
@@ -13,7 +13,9 @@ use crate::negotiate::Negotiated;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/v1/chat/completions").route(web::post().to(create_chat_completion)));
+    cfg.service(
+        web::resource("/v1/chat/completions").route(web::post().to(create_chat_completion)),
+    );
 }
 
 /// Generates the assistant's next message. With `stream: true` the answer is a stream of
@@ -45,5 +47,14 @@ pub async fn create_chat_completion(
     let body = body.into_inner();
     crate::middleware::record_end_user(body.user.as_deref());
     let (generate, plan) = convert::chat_request(body)?;
-    inference::generate(&state, &ctx, &req, &request_id, generate, plan, ChunkShape::Chat).await
+    inference::generate(
+        &state,
+        &ctx,
+        &req,
+        &request_id,
+        generate,
+        plan,
+        ChunkShape::Chat,
+    )
+    .await
 }

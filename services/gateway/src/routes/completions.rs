@@ -4,8 +4,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use enclave_domain::Scope;
 
-use crate::auth::TenantContext;
 use crate::api::openai::{Completion, CompletionRequest};
+use crate::auth::TenantContext;
 use crate::error::ApiError;
 use crate::inference::{self, convert, sse::ChunkShape};
 use crate::middleware::RequestId;
@@ -45,5 +45,14 @@ pub async fn create_completion(
     let body = body.into_inner();
     crate::middleware::record_end_user(body.user.as_deref());
     let (generate, plan) = convert::completion_request(body)?;
-    inference::generate(&state, &ctx, &req, &request_id, generate, plan, ChunkShape::Completion).await
+    inference::generate(
+        &state,
+        &ctx,
+        &req,
+        &request_id,
+        generate,
+        plan,
+        ChunkShape::Completion,
+    )
+    .await
 }

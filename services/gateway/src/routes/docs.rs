@@ -16,10 +16,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     let json = web::Bytes::from(json);
     cfg.service(web::resource(OPENAPI_PATH).route(web::get().to(move || {
         let json = json.clone();
-        async move { HttpResponse::Ok().content_type("application/json").body(json) }
+        async move {
+            HttpResponse::Ok()
+                .content_type("application/json")
+                .body(json)
+        }
     })))
     .service(web::resource("/docs").route(web::get().to(|| async {
-        HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish()
+        HttpResponse::PermanentRedirect()
+            .insert_header(("Location", "/docs/"))
+            .finish()
     })))
-    .service(SwaggerUi::new("/docs/{_:.*}").config(Config::new([OPENAPI_PATH]).validator_url("none")));
+    .service(
+        SwaggerUi::new("/docs/{_:.*}").config(Config::new([OPENAPI_PATH]).validator_url("none")),
+    );
 }

@@ -20,7 +20,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     responses((status = 200, description = "The process is alive", body = HealthResponse)),
 )]
 pub async fn healthz() -> Reply<HealthResponse> {
-    Reply::ok(HealthResponse { status: "ok".to_owned() })
+    Reply::ok(HealthResponse {
+        status: "ok".to_owned(),
+    })
 }
 
 /// The process can serve requests: database reachable, model loaded, not shutting down.
@@ -36,7 +38,11 @@ pub async fn healthz() -> Reply<HealthResponse> {
 pub async fn readyz(state: web::Data<AppState>) -> Reply<ReadinessResponse> {
     let checks: Vec<ReadinessCheck> = state.readiness_checks().await;
     let ready = checks.iter().all(|c| c.ok);
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     Reply::with_status(
         status,
         ReadinessResponse {
@@ -45,4 +51,3 @@ pub async fn readyz(state: web::Data<AppState>) -> Reply<ReadinessResponse> {
         },
     )
 }
-

@@ -4,9 +4,9 @@ use actix_web::web;
 
 use enclave_domain::Scope;
 
+use crate::api::openai::{Model, ModelList};
 use crate::auth::TenantContext;
 use crate::error::ApiError;
-use crate::api::openai::{Model, ModelList};
 use crate::negotiate::Reply;
 use crate::state::AppState;
 
@@ -22,7 +22,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     security(("bearer" = [])),
     responses((status = 200, description = "Models the caller may name in `model`", body = ModelList)),
 )]
-pub async fn list_models(state: web::Data<AppState>, ctx: TenantContext) -> Result<Reply<ModelList>, ApiError> {
+pub async fn list_models(
+    state: web::Data<AppState>,
+    ctx: TenantContext,
+) -> Result<Reply<ModelList>, ApiError> {
     ctx.require(Scope::Inference)?;
     let data = state
         .served_model()

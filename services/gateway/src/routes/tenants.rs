@@ -8,7 +8,9 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use crate::api::platform::{CreateTenantRequest, Limits, LimitsStatus, Tenant, TenantList, UpdateTenantRequest};
+use crate::api::platform::{
+    CreateTenantRequest, Limits, LimitsStatus, Tenant, TenantList, UpdateTenantRequest,
+};
 use crate::auth::{Caller, TenantContext};
 use crate::error::ApiError;
 use crate::negotiate::{Negotiated, Reply};
@@ -26,7 +28,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(get_tenant))
             .route(web::patch().to(update_tenant)),
     )
-    .service(web::resource("/v1/tenants/{tenant_id}/limits").route(web::put().to(set_tenant_limits)))
+    .service(
+        web::resource("/v1/tenants/{tenant_id}/limits").route(web::put().to(set_tenant_limits)),
+    )
     .service(web::resource("/v1/limits").route(web::get().to(my_limits)));
 }
 
@@ -71,9 +75,18 @@ pub async fn create_tenant(
     let body = body.into_inner();
     let slug = TenantSlug::parse(&body.slug).map_err(|e| domain_error("slug", e))?;
     let store = state.store()?;
-    let tenant = store.tenants().create(NewTenant { slug, name: body.name }).await?;
+    let tenant = store
+        .tenants()
+        .create(NewTenant {
+            slug,
+            name: body.name,
+        })
+        .await?;
     if let Some(limits) = body.limits {
-        store.rate_limits().set_tenant_limits(&tenant.id, limits_model(limits)).await?;
+        store
+            .rate_limits()
+            .set_tenant_limits(&tenant.id, limits_model(limits))
+            .await?;
     }
     Ok(Reply::created(tenant_dto(store, tenant).await?))
 }
@@ -98,7 +111,11 @@ pub async fn list_tenants(
     caller.require_platform_admin()?;
     let limit = page.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
-        return Err(ApiError::invalid_field("invalid_limit", "limit", "limit must be from 1 to 200"));
+        return Err(ApiError::invalid_field(
+            "invalid_limit",
+            "limit",
+            "limit must be from 1 to 200",
+        ));
     }
     let store = state.store()?;
     let after = page.after.map(TenantId::from);
@@ -128,7 +145,11 @@ fn tenant_status(text: &str) -> Result<TenantStatus, ApiError> {
     match text {
         "active" => Ok(TenantStatus::Active),
         "suspended" => Ok(TenantStatus::Suspended),
-        _ => Err(ApiError::invalid_field("invalid_status", "status", "status must be `active` or `suspended`")),
+        _ => Err(ApiError::invalid_field(
+            "invalid_status",
+            "status",
+            "status must be `active` or `suspended`",
+        )),
     }
 }
 
@@ -173,7 +194,10 @@ pub async fn set_tenant_limits(
 ) -> Result<Reply<Tenant>, ApiError> {
     let tenant = caller.require_platform_admin_for(TenantId::from(path.into_inner()))?;
     let store = state.store()?;
-    store.rate_limits().set_tenant_limits(&tenant, limits_model(body.into_inner())).await?;
+    store
+        .rate_limits()
+        .set_tenant_limits(&tenant, limits_model(body.into_inner()))
+        .await?;
     let t = store.tenants().get(&tenant).await?;
     Ok(Reply::ok(tenant_dto(store, t).await?))
 }
@@ -181,10 +205,16 @@ pub async fn set_tenant_limits(
 /// The caller's tenant's limits and this month's usage.
 #[utoipa::path(get, path = "/v1/limits", tag = "tenants", security(("bearer" = [])),
     responses((status = 200, description = "Limits and usage", body = LimitsStatus)))]
-pub async fn my_limits(state: web::Data<AppState>, ctx: TenantContext) -> Result<Reply<LimitsStatus>, ApiError> {
+pub async fn my_limits(
+    state: web::Data<AppState>,
+    ctx: TenantContext,
+) -> Result<Reply<LimitsStatus>, ApiError> {
     let store = state.store()?;
     let limits = store.rate_limits().tenant_limits(&ctx.tenant_id).await?;
-    let usage = store.rate_limits().usage(&ctx.tenant_id, chrono::Utc::now()).await?;
+    let usage = store
+        .rate_limits()
+        .usage(&ctx.tenant_id, chrono::Utc::now())
+        .await?;
     Ok(Reply::ok(LimitsStatus {
         tenant_id: ctx.tenant_id.into(),
         limits: limits_dto(limits),

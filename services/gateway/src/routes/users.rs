@@ -19,12 +19,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(create_user))
             .route(web::get().to(list_users)),
     )
-    .service(web::resource("/v1/tenants/{tenant_id}/users/{user_id}").route(web::delete().to(delete_user)));
+    .service(
+        web::resource("/v1/tenants/{tenant_id}/users/{user_id}")
+            .route(web::delete().to(delete_user)),
+    );
 }
 
 /// The tenant in the path, if the caller administers it: another tenant's is 404 (before any
 /// role check, so nothing about it leaks), a member without `admin` is 403, a missing tenant 404.
-pub(crate) async fn administered_tenant(store: &Store, caller: &Caller, tenant: Uuid) -> Result<TenantId, ApiError> {
+pub(crate) async fn administered_tenant(
+    store: &Store,
+    caller: &Caller,
+    tenant: Uuid,
+) -> Result<TenantId, ApiError> {
     let tenant = caller.tenant_for(TenantId::from(tenant))?;
     caller.require(Scope::Admin)?;
     store.tenants().get(&tenant).await?;
@@ -46,7 +53,10 @@ fn tenant_role(text: &str) -> Result<Role, ApiError> {
         _ => Err(ApiError::invalid_field(
             "invalid_role",
             "role",
-            format!("role {:?} is not one of tenant_admin, developer, auditor", text.chars().take(64).collect::<String>()),
+            format!(
+                "role {:?} is not one of tenant_admin, developer, auditor",
+                text.chars().take(64).collect::<String>()
+            ),
         )),
     }
 }
@@ -90,10 +100,20 @@ pub async fn create_user(
 #[utoipa::path(get, path = "/v1/tenants/{tenant_id}/users", tag = "users",
     params(("tenant_id" = Uuid, Path, description = "Tenant id")), security(("bearer" = [])),
     responses((status = 200, description = "The tenant's users", body = UserList)))]
-pub async fn list_users(state: web::Data<AppState>, caller: Caller, path: web::Path<Uuid>) -> Result<Reply<UserList>, ApiError> {
+pub async fn list_users(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+) -> Result<Reply<UserList>, ApiError> {
     let store = state.store()?;
     let tenant = administered_tenant(store, &caller, path.into_inner()).await?;
-    let data = store.memberships().list(&tenant).await?.into_iter().map(user_dto).collect();
+    let data = store
+        .memberships()
+        .list(&tenant)
+        .await?
+        .into_iter()
+        .map(user_dto)
+        .collect();
     Ok(Reply::ok(UserList { data }))
 }
 
@@ -120,11 +140,17 @@ pub async fn delete_user(
         });
     }
     let auth = state.auth()?;
-    auth.remove_member(&tenant, &user).await.map_err(|e| match e {
-        enclave_auth::AuthError::Store(enclave_store::StoreError::NotFound { .. }) => ApiError::NotFound { resource: "user" },
-        other => other.into(),
-    })?;
-    if store.memberships().count_for_user(&user).await? == 0 && !store.users().get(&user).await?.is_platform_admin {
+    auth.remove_member(&tenant, &user)
+        .await
+        .map_err(|e| match e {
+            enclave_auth::AuthError::Store(enclave_store::StoreError::NotFound { .. }) => {
+                ApiError::NotFound { resource: "user" }
+            }
+            other => other.into(),
+        })?;
+    if store.memberships().count_for_user(&user).await? == 0
+        && !store.users().get(&user).await?.is_platform_admin
+    {
         auth.delete_user(&user).await?;
     }
     Ok(HttpResponse::NoContent().finish())

@@ -33,11 +33,15 @@ fn rid() -> String {
 /// Every stored record of the app's chains (read as the schema owner), by request id.
 async fn records_by_request(app: &TestApp) -> HashMap<String, Vec<Value>> {
     let mut tx = app.db().owner_pool().begin().await.expect("tx");
-    sqlx::query("SELECT set_config('enclave.rls_bypass', 'on', true)").execute(&mut *tx).await.expect("bypass");
-    let rows: Vec<(Value,)> = sqlx::query_as("SELECT record FROM audit_events ORDER BY tenant_id, seq")
-        .fetch_all(&mut *tx)
+    sqlx::query("SELECT set_config('enclave.rls_bypass', 'on', true)")
+        .execute(&mut *tx)
         .await
-        .expect("audit rows");
+        .expect("bypass");
+    let rows: Vec<(Value,)> =
+        sqlx::query_as("SELECT record FROM audit_events ORDER BY tenant_id, seq")
+            .fetch_all(&mut *tx)
+            .await
+            .expect("audit rows");
     tx.commit().await.expect("commit");
     let mut by: HashMap<String, Vec<Value>> = HashMap::new();
     for (r,) in rows {
@@ -66,9 +70,15 @@ async fn wait_for_final(app: &TestApp, id: &str) -> Vec<Value> {
 }
 
 fn exactly_one_final<'a>(by: &'a HashMap<String, Vec<Value>>, id: &str, what: &str) -> &'a Value {
-    let recs = by.get(id).unwrap_or_else(|| panic!("{what}: no record for request {id}"));
+    let recs = by
+        .get(id)
+        .unwrap_or_else(|| panic!("{what}: no record for request {id}"));
     let f = finals(recs);
-    assert_eq!(f.len(), 1, "{what}: want exactly one final record, got {recs:#?}");
+    assert_eq!(
+        f.len(),
+        1,
+        "{what}: want exactly one final record, got {recs:#?}"
+    );
     f[0]
 }
 
@@ -77,7 +87,11 @@ async fn every_call_has_exactly_one_final_record() {
     let app = spawn_with_model().await;
     let key = app.inference_token();
     let post = |id: &str, body: &Value, bearer: Option<&str>| {
-        let mut r = app.http.post(app.url("/v1/chat/completions")).header("x-request-id", id).json(body);
+        let mut r = app
+            .http
+            .post(app.url("/v1/chat/completions"))
+            .header("x-request-id", id)
+            .json(body);
         if let Some(b) = bearer {
             r = r.bearer_auth(b);
         }
@@ -86,14 +100,21 @@ async fn every_call_has_exactly_one_final_record() {
 
     // Whole answer.
     let whole = rid();
-    let res = post(&whole, &chat_body(false, 8), Some(&key)).await.expect("whole");
+    let res = post(&whole, &chat_body(false, 8), Some(&key))
+        .await
+        .expect("whole");
     assert_eq!(res.status(), StatusCode::OK);
     let answer: Value = res.json().await.expect("json");
     // Streamed to its end.
     let streamed = rid();
-    let res = post(&streamed, &chat_body(true, 8), Some(&key)).await.expect("stream");
+    let res = post(&streamed, &chat_body(true, 8), Some(&key))
+        .await
+        .expect("stream");
     let streamed_text = res.text().await.expect("sse");
-    assert!(streamed_text.ends_with("data: [DONE]\n\n"), "{streamed_text}");
+    assert!(
+        streamed_text.ends_with("data: [DONE]\n\n"),
+        "{streamed_text}"
+    );
     // Legacy completion through its own route.
     let legacy = rid();
     let res = app
@@ -110,16 +131,33 @@ async fn every_call_has_exactly_one_final_record() {
     let bad = rid();
     let mut body = chat_body(false, 8);
     body["temperature"] = json!(-3);
-    assert_eq!(post(&bad, &body, Some(&key)).await.expect("bad").status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        post(&bad, &body, Some(&key)).await.expect("bad").status(),
+        StatusCode::BAD_REQUEST
+    );
     let unknown = rid();
     let mut body = chat_body(false, 8);
     body["model"] = json!("no-such-model");
-    assert_eq!(post(&unknown, &body, Some(&key)).await.expect("404").status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        post(&unknown, &body, Some(&key))
+            .await
+            .expect("404")
+            .status(),
+        StatusCode::NOT_FOUND
+    );
     let anonymous = rid();
-    assert_eq!(post(&anonymous, &chat_body(false, 8), None).await.expect("401").status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        post(&anonymous, &chat_body(false, 8), None)
+            .await
+            .expect("401")
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
     // Cancelled: the client reads one chunk and goes away.
     let cancelled = rid();
-    let res = post(&cancelled, &chat_body(true, 2000), Some(&key)).await.expect("cancel");
+    let res = post(&cancelled, &chat_body(true, 2000), Some(&key))
+        .await
+        .expect("cancel");
     let mut chunks = res.bytes_stream();
     assert!(chunks.next().await.is_some());
     drop(chunks);
@@ -127,7 +165,15 @@ async fn every_call_has_exactly_one_final_record() {
     let root = app.platform_admin().await;
     let rename = rid();
     let path = format!("/v1/tenants/{}", app.home_tenant);
-    let res = app.http.patch(app.url(&path)).header("x-request-id", &rename).bearer_auth(&root).json(&json!({"name": "Renamed"})).send().await.expect("patch");
+    let res = app
+        .http
+        .patch(app.url(&path))
+        .header("x-request-id", &rename)
+        .bearer_auth(&root)
+        .json(&json!({"name": "Renamed"}))
+        .send()
+        .await
+        .expect("patch");
     assert_eq!(res.status(), StatusCode::OK);
     let admin = app.member(app.home_tenant, Role::TenantAdmin).await;
     let create_key = rid();
@@ -147,7 +193,10 @@ async fn every_call_has_exactly_one_final_record() {
     let revoke = rid();
     let res = app
         .http
-        .delete(app.url(&format!("/v1/tenants/{}/api-keys/{key_id}", app.home_tenant)))
+        .delete(app.url(&format!(
+            "/v1/tenants/{}/api-keys/{key_id}",
+            app.home_tenant
+        )))
         .header("x-request-id", &revoke)
         .bearer_auth(&admin)
         .send()
@@ -164,25 +213,50 @@ async fn every_call_has_exactly_one_final_record() {
     assert_eq!(r["status_code"], 200);
     assert_eq!(r["tenant"], app.home_tenant.to_string());
     assert_eq!(r["actor"]["kind"], "api_key");
-    assert_eq!(r["request"]["body"]["messages"][1]["content"], "Name three colours.");
+    assert_eq!(
+        r["request"]["body"]["messages"][1]["content"],
+        "Name three colours."
+    );
     assert_eq!(r["request"]["body"]["max_tokens"], 8);
-    assert_eq!(r["response"]["body"]["choices"][0]["message"]["content"], answer["choices"][0]["message"]["content"]);
-    assert_eq!(r["response"]["finish_reason"], answer["choices"][0]["finish_reason"]);
-    assert_eq!(r["response"]["usage"]["total_tokens"], answer["usage"]["total_tokens"]);
+    assert_eq!(
+        r["response"]["body"]["choices"][0]["message"]["content"],
+        answer["choices"][0]["message"]["content"]
+    );
+    assert_eq!(
+        r["response"]["finish_reason"],
+        answer["choices"][0]["finish_reason"]
+    );
+    assert_eq!(
+        r["response"]["usage"]["total_tokens"],
+        answer["usage"]["total_tokens"]
+    );
     assert_eq!(r["model"], app.model_id());
     assert_eq!(r["client_addr"], "127.0.0.1");
 
     let r = exactly_one_final(&by, &streamed, "stream");
     assert_eq!(r["phase"], "completed");
-    assert_eq!(by[&streamed].len(), 2, "started + completed: {:#?}", by[&streamed]);
+    assert_eq!(
+        by[&streamed].len(),
+        2,
+        "started + completed: {:#?}",
+        by[&streamed]
+    );
     let sent: String = streamed_text
         .split("\n\n")
         .filter_map(|e| e.strip_prefix("data: "))
         .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
         .collect();
     assert!(!sent.is_empty());
-    assert_eq!(r["response"]["body"], json!(sent), "the record holds the streamed text");
+    assert_eq!(
+        r["response"]["body"],
+        json!(sent),
+        "the record holds the streamed text"
+    );
     assert!(r["response"]["finish_reason"].is_string(), "{r}");
     assert_eq!(r["request"]["body"]["stream"], true);
 
@@ -190,12 +264,22 @@ async fn every_call_has_exactly_one_final_record() {
     assert_eq!(r["action"], "completions.create");
     assert_eq!(r["request"]["body"]["prompt"], "Once upon a time");
 
-    for (id, status, what) in [(&bad, 400, "bad parameter"), (&unknown, 404, "unknown model"), (&anonymous, 401, "no credentials")] {
+    for (id, status, what) in [
+        (&bad, 400, "bad parameter"),
+        (&unknown, 404, "unknown model"),
+        (&anonymous, 401, "no credentials"),
+    ] {
         let r = exactly_one_final(&by, id, what);
         assert_eq!(r["status_code"], status, "{what}: {r}");
-        assert!(r["response"]["body"]["error"]["code"].is_string(), "{what}: the error answer is recorded: {r}");
+        assert!(
+            r["response"]["body"]["error"]["code"].is_string(),
+            "{what}: the error answer is recorded: {r}"
+        );
     }
-    assert_eq!(exactly_one_final(&by, &anonymous, "anonymous")["actor"]["kind"], "anonymous");
+    assert_eq!(
+        exactly_one_final(&by, &anonymous, "anonymous")["actor"]["kind"],
+        "anonymous"
+    );
 
     let r = exactly_one_final(&by, &cancelled, "cancelled stream");
     assert_eq!(r["phase"], "aborted");
@@ -203,21 +287,33 @@ async fn every_call_has_exactly_one_final_record() {
 
     let r = exactly_one_final(&by, &rename, "tenant rename");
     assert_eq!(r["action"], "tenants.update");
-    assert_eq!(r["tenant"], app.home_tenant.to_string(), "recorded in the tenant's own chain");
+    assert_eq!(
+        r["tenant"],
+        app.home_tenant.to_string(),
+        "recorded in the tenant's own chain"
+    );
     assert_eq!(r["change"]["before"]["name"], "home");
     assert_eq!(r["change"]["after"]["name"], "Renamed");
 
     let r = exactly_one_final(&by, &create_key, "key creation");
     assert_eq!(r["action"], "tenants.api_keys.create");
-    assert_eq!(r["resource"], format!("tenants/{}/api-keys/{key_id}", app.home_tenant));
+    assert_eq!(
+        r["resource"],
+        format!("tenants/{}/api-keys/{key_id}", app.home_tenant)
+    );
     assert_eq!(r["change"]["after"]["api_key"]["id"], key_id);
-    assert!(!r.to_string().contains(&secret), "the new key's secret is not in the trail");
+    assert!(
+        !r.to_string().contains(&secret),
+        "the new key's secret is not in the trail"
+    );
 
     let r = exactly_one_final(&by, &revoke, "key revocation");
     assert_eq!(r["action"], "tenants.api_keys.delete");
 
     // And the chains verify.
-    let reports = enclave_audit::ops::verify_chains(app.db().pool(), None, Default::default(), &[]).await.expect("verify");
+    let reports = enclave_audit::ops::verify_chains(app.db().pool(), None, Default::default(), &[])
+        .await
+        .expect("verify");
     assert!(reports.iter().all(|r| r.is_ok()), "{reports:#?}");
 }
 
@@ -231,43 +327,107 @@ async fn audit_routes_show_each_role_its_own_tenant() {
     let root = app.platform_admin().await;
     // Something to find in each tenant.
     for token in [&developer, &other_auditor] {
-        app.http.get(app.url("/v1/models")).bearer_auth(token).send().await.expect("models");
+        app.http
+            .get(app.url("/v1/models"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("models");
     }
     let get = |path: String, token: String| {
         let http = app.http.clone();
         let url = app.url(&path);
-        async move { http.get(url).bearer_auth(token).send().await.expect("request") }
+        async move {
+            http.get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("request")
+        }
     };
 
-    let res = get("/v1/audit/events?action=models.list".into(), auditor.clone()).await;
+    let res = get(
+        "/v1/audit/events?action=models.list".into(),
+        auditor.clone(),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::OK);
     let page: Value = res.json().await.expect("json");
     let data = page["data"].as_array().expect("data");
     assert!(!data.is_empty(), "{page}");
-    assert!(data.iter().all(|e| e["record"]["tenant"] == app.home_tenant.to_string()), "{page}");
+    assert!(
+        data.iter()
+            .all(|e| e["record"]["tenant"] == app.home_tenant.to_string()),
+        "{page}"
+    );
 
     let res = get("/v1/audit/events".into(), developer.clone()).await;
-    assert_eq!(res.status(), StatusCode::FORBIDDEN, "developers read no audit records");
+    assert_eq!(
+        res.status(),
+        StatusCode::FORBIDDEN,
+        "developers read no audit records"
+    );
     let res = get(format!("/v1/audit/events?tenant={other}"), auditor.clone()).await;
-    assert_eq!(res.status(), StatusCode::NOT_FOUND, "another tenant's trail is not there");
-    let res = get(format!("/v1/audit/export?tenant={other}&from=2020-01-01&to=2100-01-01"), auditor.clone()).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::NOT_FOUND,
+        "another tenant's trail is not there"
+    );
+    let res = get(
+        format!("/v1/audit/export?tenant={other}&from=2020-01-01&to=2100-01-01"),
+        auditor.clone(),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
-    let res = get("/v1/audit/export?from=2020-01-01&to=2100-01-01".into(), developer.clone()).await;
+    let res = get(
+        "/v1/audit/export?from=2020-01-01&to=2100-01-01".into(),
+        developer.clone(),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 
-    let res = get(format!("/v1/audit/events?tenant={other}&action=models.list"), root.clone()).await;
-    assert_eq!(res.status(), StatusCode::OK, "a platform admin reads any tenant");
+    let res = get(
+        format!("/v1/audit/events?tenant={other}&action=models.list"),
+        root.clone(),
+    )
+    .await;
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "a platform admin reads any tenant"
+    );
     let page: Value = res.json().await.expect("json");
     assert!(!page["data"].as_array().expect("data").is_empty());
 
     // Pagination: a cursor continues where the page ended, without repeats.
-    let first: Value = get("/v1/audit/events?limit=1".into(), auditor.clone()).await.json().await.expect("json");
-    let cursor = first["next_cursor"].as_str().expect("more than one record").to_owned();
-    let second: Value = get(format!("/v1/audit/events?limit=1&cursor={cursor}"), auditor.clone()).await.json().await.expect("json");
-    assert!(second["data"][0]["seq"].as_u64() < first["data"][0]["seq"].as_u64(), "{first} {second}");
+    let first: Value = get("/v1/audit/events?limit=1".into(), auditor.clone())
+        .await
+        .json()
+        .await
+        .expect("json");
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("more than one record")
+        .to_owned();
+    let second: Value = get(
+        format!("/v1/audit/events?limit=1&cursor={cursor}"),
+        auditor.clone(),
+    )
+    .await
+    .json()
+    .await
+    .expect("json");
+    assert!(
+        second["data"][0]["seq"].as_u64() < first["data"][0]["seq"].as_u64(),
+        "{first} {second}"
+    );
 
     // Bad input is typed.
-    for (query, code) in [("limit=0", "invalid_limit"), ("cursor=zz", "invalid_cursor"), ("from=yesterday", "invalid_time")] {
+    for (query, code) in [
+        ("limit=0", "invalid_limit"),
+        ("cursor=zz", "invalid_cursor"),
+        ("from=yesterday", "invalid_time"),
+    ] {
         let res = get(format!("/v1/audit/events?{query}"), auditor.clone()).await;
         assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{query}");
         let body: Value = res.json().await.expect("json");
@@ -280,45 +440,92 @@ async fn export_streams_a_file_that_verifies_offline() {
     let app = spawn_app().await;
     let auditor = app.audit_only_key();
     for _ in 0..5 {
-        app.http.get(app.url("/v1/models")).bearer_auth(&auditor).send().await.expect("models");
+        app.http
+            .get(app.url("/v1/models"))
+            .bearer_auth(&auditor)
+            .send()
+            .await
+            .expect("models");
     }
     let dir = tempfile::tempdir().expect("dir");
-    let public = app.server.state().audit_log().expect("audit").signing_key().public();
+    let public = app
+        .server
+        .state()
+        .audit_log()
+        .expect("audit")
+        .signing_key()
+        .public();
     for format in ["jsonl", "csv", "xml"] {
         let res = app
             .http
-            .get(app.url(&format!("/v1/audit/export?from=2020-01-01&to=2100-01-01&format={format}")))
+            .get(app.url(&format!(
+                "/v1/audit/export?from=2020-01-01&to=2100-01-01&format={format}"
+            )))
             .bearer_auth(&auditor)
             .send()
             .await
             .expect("export");
         assert_eq!(res.status(), StatusCode::OK, "{format}");
-        let id = res.headers()["x-audit-export-id"].to_str().expect("id").to_owned();
+        let id = res.headers()["x-audit-export-id"]
+            .to_str()
+            .expect("id")
+            .to_owned();
         let bytes = res.bytes().await.expect("body");
         let file = dir.path().join(format!("export.{format}"));
         std::fs::write(&file, &bytes).expect("write");
-        let res = app.http.get(app.url(&format!("/v1/audit/exports/{id}/manifest"))).bearer_auth(&auditor).send().await.expect("manifest");
+        let res = app
+            .http
+            .get(app.url(&format!("/v1/audit/exports/{id}/manifest")))
+            .bearer_auth(&auditor)
+            .send()
+            .await
+            .expect("manifest");
         assert_eq!(res.status(), StatusCode::OK, "{format}");
         let manifest: Value = res.json().await.expect("json");
-        assert!(manifest["count"].as_u64().is_some_and(|c| c >= 5), "{manifest}");
+        assert!(
+            manifest["count"].as_u64().is_some_and(|c| c >= 5),
+            "{manifest}"
+        );
         let manifest_path = dir.path().join(format!("export.{format}.manifest.json"));
         std::fs::write(&manifest_path, manifest.to_string()).expect("write");
-        let report = enclave_audit::ops::verify_export_file(&file, Some(&manifest_path), &public).expect("verify");
+        let report = enclave_audit::ops::verify_export_file(&file, Some(&manifest_path), &public)
+            .expect("verify");
         assert!(report.is_ok(), "{format}: {report}");
         // A changed byte is found.
         let mut tampered = bytes.to_vec();
-        let at = tampered.iter().position(|&b| b == b'm').expect("a byte to change");
+        let at = tampered
+            .iter()
+            .position(|&b| b == b'm')
+            .expect("a byte to change");
         tampered[at] = b'M';
         std::fs::write(&file, &tampered).expect("write");
         let report = enclave_audit::ops::verify_export_file(&file, Some(&manifest_path), &public);
-        assert!(report.map_or(true, |r| !r.is_ok()), "{format}: tampering not detected");
+        assert!(
+            report.map_or(true, |r| !r.is_ok()),
+            "{format}: tampering not detected"
+        );
     }
     // The manifest of another tenant's export is not there for this tenant.
     let other = app.tenant("other").await;
     let other_auditor = app.key(other, &[Scope::AuditRead]).await;
-    let res = app.http.get(app.url("/v1/audit/export?from=2020-01-01&to=2100-01-01")).bearer_auth(&other_auditor).send().await.expect("export");
-    let id = res.headers()["x-audit-export-id"].to_str().expect("id").to_owned();
+    let res = app
+        .http
+        .get(app.url("/v1/audit/export?from=2020-01-01&to=2100-01-01"))
+        .bearer_auth(&other_auditor)
+        .send()
+        .await
+        .expect("export");
+    let id = res.headers()["x-audit-export-id"]
+        .to_str()
+        .expect("id")
+        .to_owned();
     res.bytes().await.expect("body");
-    let res = app.http.get(app.url(&format!("/v1/audit/exports/{id}/manifest"))).bearer_auth(&auditor).send().await.expect("manifest");
+    let res = app
+        .http
+        .get(app.url(&format!("/v1/audit/exports/{id}/manifest")))
+        .bearer_auth(&auditor)
+        .send()
+        .await
+        .expect("manifest");
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }

@@ -20,7 +20,13 @@ struct World {
     b_credentials: Vec<(&'static str, String)>,
 }
 
-async fn call(app: &TestApp, method: Method, path: &str, bearer: &str, body: Option<Value>) -> reqwest::Response {
+async fn call(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    bearer: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
     let mut req = app.http.request(method, app.url(path)).bearer_auth(bearer);
     if let Some(body) = body {
         req = req.json(&body);
@@ -47,7 +53,14 @@ async fn populate(app: &TestApp, tenant: TenantId, admin: &str, tag: &str) -> (S
     )
     .await;
     let key = created(
-        call(app, Method::POST, &format!("/v1/tenants/{tenant}/api-keys"), admin, Some(json!({"name": tag}))).await,
+        call(
+            app,
+            Method::POST,
+            &format!("/v1/tenants/{tenant}/api-keys"),
+            admin,
+            Some(json!({"name": tag})),
+        )
+        .await,
         "key",
     )
     .await;
@@ -62,7 +75,14 @@ async fn world(app: &TestApp) -> World {
     let mut ids = Vec::new();
     for slug in ["tenant-a", "tenant-b"] {
         let t = created(
-            call(app, Method::POST, "/v1/tenants", &root, Some(json!({"slug": slug, "name": slug, "limits": {"requests_per_minute": 1000}}))).await,
+            call(
+                app,
+                Method::POST,
+                "/v1/tenants",
+                &root,
+                Some(json!({"slug": slug, "name": slug, "limits": {"requests_per_minute": 1000}})),
+            )
+            .await,
             slug,
         )
         .await;
@@ -72,7 +92,10 @@ async fn world(app: &TestApp) -> World {
     let (a_user, a_key) = populate(app, a, &root, "a").await;
     let (b_user, b_key) = populate(app, b, &root, "b").await;
     let b_credentials = vec![
-        ("B tenant_admin token", app.member(b, Role::TenantAdmin).await),
+        (
+            "B tenant_admin token",
+            app.member(b, Role::TenantAdmin).await,
+        ),
         ("B admin key", app.key(b, &[Scope::Admin]).await),
         ("B developer token", app.member(b, Role::Developer).await),
     ];
@@ -117,26 +140,57 @@ async fn tenant_b_gets_404_on_every_route_of_tenant_a_and_changes_nothing() {
     let w = world(&app).await;
     let (a, b) = (w.a, w.b);
     let before = tenant_rows(&app, a).await;
-    assert!(before[3].contains(&w.a_user) && before[4].contains(&w.a_key), "control: the snapshot holds A's user and key: {before:?}");
+    assert!(
+        before[3].contains(&w.a_user) && before[4].contains(&w.a_key),
+        "control: the snapshot holds A's user and key: {before:?}"
+    );
 
     // (method, path, body): every tenant-scoped route, on A's objects; and B's own routes naming
     // A's user and key ids.
     let cases: Vec<(Method, String, Option<Value>)> = vec![
         (Method::GET, format!("/v1/tenants/{a}"), None),
-        (Method::PATCH, format!("/v1/tenants/{a}"), Some(json!({"status": "suspended", "name": "pwned"}))),
-        (Method::PUT, format!("/v1/tenants/{a}/limits"), Some(json!({"requests_per_minute": 1}))),
+        (
+            Method::PATCH,
+            format!("/v1/tenants/{a}"),
+            Some(json!({"status": "suspended", "name": "pwned"})),
+        ),
+        (
+            Method::PUT,
+            format!("/v1/tenants/{a}/limits"),
+            Some(json!({"requests_per_minute": 1})),
+        ),
         (Method::GET, format!("/v1/tenants/{a}/users"), None),
         (
             Method::POST,
             format!("/v1/tenants/{a}/users"),
             Some(json!({"email": "intruder@b.test", "password": PASSWORD, "role": "tenant_admin"})),
         ),
-        (Method::DELETE, format!("/v1/tenants/{a}/users/{}", w.a_user), None),
+        (
+            Method::DELETE,
+            format!("/v1/tenants/{a}/users/{}", w.a_user),
+            None,
+        ),
         (Method::GET, format!("/v1/tenants/{a}/api-keys"), None),
-        (Method::POST, format!("/v1/tenants/{a}/api-keys"), Some(json!({"name": "stolen", "scopes": ["admin"]}))),
-        (Method::DELETE, format!("/v1/tenants/{a}/api-keys/{}", w.a_key), None),
-        (Method::DELETE, format!("/v1/tenants/{b}/users/{}", w.a_user), None),
-        (Method::DELETE, format!("/v1/tenants/{b}/api-keys/{}", w.a_key), None),
+        (
+            Method::POST,
+            format!("/v1/tenants/{a}/api-keys"),
+            Some(json!({"name": "stolen", "scopes": ["admin"]})),
+        ),
+        (
+            Method::DELETE,
+            format!("/v1/tenants/{a}/api-keys/{}", w.a_key),
+            None,
+        ),
+        (
+            Method::DELETE,
+            format!("/v1/tenants/{b}/users/{}", w.a_user),
+            None,
+        ),
+        (
+            Method::DELETE,
+            format!("/v1/tenants/{b}/api-keys/{}", w.a_key),
+            None,
+        ),
     ];
     for (who, bearer) in &w.b_credentials {
         for (method, path, body) in &cases {
@@ -147,29 +201,63 @@ async fn tenant_b_gets_404_on_every_route_of_tenant_a_and_changes_nothing() {
             // everything naming tenant A is 404.
             let own_tenant_route = path.starts_with(&format!("/v1/tenants/{b}/"));
             if own_tenant_route && *who == "B developer token" {
-                assert_eq!(status, StatusCode::FORBIDDEN, "{who}: {method} {path}: {err}");
+                assert_eq!(
+                    status,
+                    StatusCode::FORBIDDEN,
+                    "{who}: {method} {path}: {err}"
+                );
             } else {
-                assert_eq!(status, StatusCode::NOT_FOUND, "{who}: {method} {path}: {err}");
+                assert_eq!(
+                    status,
+                    StatusCode::NOT_FOUND,
+                    "{who}: {method} {path}: {err}"
+                );
                 assert_eq!(err["error"]["code"], "not_found", "{who}: {method} {path}");
             }
         }
     }
 
-    assert_eq!(tenant_rows(&app, a).await, before, "tenant A's rows changed");
-    let intruder: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE email = 'intruder@b.test'")
-        .fetch_one(app.db.admin_pool())
-        .await
-        .expect("count");
+    assert_eq!(
+        tenant_rows(&app, a).await,
+        before,
+        "tenant A's rows changed"
+    );
+    let intruder: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM users WHERE email = 'intruder@b.test'")
+            .fetch_one(app.db.admin_pool())
+            .await
+            .expect("count");
     assert_eq!(intruder, 0, "no account was created");
 
     // Control: the same calls with B's admin on B's own objects do work, so the 404s above are
     // about the tenant, not a broken route.
     let (_, b_admin) = &w.b_credentials[0];
-    let res = call(&app, Method::DELETE, &format!("/v1/tenants/{b}/api-keys/{}", w.b_key), b_admin, None).await;
+    let res = call(
+        &app,
+        Method::DELETE,
+        &format!("/v1/tenants/{b}/api-keys/{}", w.b_key),
+        b_admin,
+        None,
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
-    let res = call(&app, Method::DELETE, &format!("/v1/tenants/{b}/users/{}", w.b_user), b_admin, None).await;
+    let res = call(
+        &app,
+        Method::DELETE,
+        &format!("/v1/tenants/{b}/users/{}", w.b_user),
+        b_admin,
+        None,
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
-    let res = call(&app, Method::GET, &format!("/v1/tenants/{b}"), b_admin, None).await;
+    let res = call(
+        &app,
+        Method::GET,
+        &format!("/v1/tenants/{b}"),
+        b_admin,
+        None,
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::OK);
 }
 
@@ -178,18 +266,37 @@ async fn tenant_b_sees_only_its_own_listings_and_limits() {
     let app = spawn_with_db().await;
     let w = world(&app).await;
     let (_, b_admin) = &w.b_credentials[0];
-    for (path, data_key) in [(format!("/v1/tenants/{}/users", w.b), "email"), (format!("/v1/tenants/{}/api-keys", w.b), "name")] {
+    for (path, data_key) in [
+        (format!("/v1/tenants/{}/users", w.b), "email"),
+        (format!("/v1/tenants/{}/api-keys", w.b), "name"),
+    ] {
         let res = call(&app, Method::GET, &path, b_admin, None).await;
         assert_eq!(res.status(), StatusCode::OK, "{path}");
         let body: Value = res.json().await.expect("json");
         let text = body.to_string();
-        assert!(!text.contains(&w.a_user) && !text.contains(&w.a_key), "{path} leaks A: {text}");
-        assert!(body["data"].as_array().is_some_and(|d| d.iter().all(|x| x[data_key].is_string())), "{body}");
+        assert!(
+            !text.contains(&w.a_user) && !text.contains(&w.a_key),
+            "{path} leaks A: {text}"
+        );
+        assert!(
+            body["data"]
+                .as_array()
+                .is_some_and(|d| d.iter().all(|x| x[data_key].is_string())),
+            "{body}"
+        );
     }
-    let limits: Value = call(&app, Method::GET, "/v1/limits", b_admin, None).await.json().await.expect("json");
+    let limits: Value = call(&app, Method::GET, "/v1/limits", b_admin, None)
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(limits["tenant_id"], w.b.to_string(), "{limits}");
     let res = call(&app, Method::GET, "/v1/tenants", b_admin, None).await;
-    assert_eq!(res.status(), StatusCode::FORBIDDEN, "listing all tenants is the platform's");
+    assert_eq!(
+        res.status(),
+        StatusCode::FORBIDDEN,
+        "listing all tenants is the platform's"
+    );
 }
 
 #[tokio::test]
@@ -202,12 +309,24 @@ async fn inference_usage_is_counted_against_the_callers_tenant_only() {
     let res = call(&app, Method::POST, "/v1/completions", &b_key, Some(body)).await;
     assert_eq!(res.status(), StatusCode::OK);
 
-    let usage: Value = call(&app, Method::GET, "/v1/limits", &b_key, None).await.json().await.expect("json");
+    let usage: Value = call(&app, Method::GET, "/v1/limits", &b_key, None)
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(usage["tenant_id"], w.b.to_string());
     assert_eq!(usage["requests_this_month"], 1, "{usage}");
-    assert_eq!(tenant_rows(&app, w.a).await, a_before, "tenant A's usage moved");
+    assert_eq!(
+        tenant_rows(&app, w.a).await,
+        a_before,
+        "tenant A's usage moved"
+    );
     let a_admin = app.member(w.a, Role::TenantAdmin).await;
-    let a_usage: Value = call(&app, Method::GET, "/v1/limits", &a_admin, None).await.json().await.expect("json");
+    let a_usage: Value = call(&app, Method::GET, "/v1/limits", &a_admin, None)
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(a_usage["requests_this_month"], 0, "{a_usage}");
     assert_eq!(a_usage["tokens_this_month"], 0, "{a_usage}");
 }
@@ -237,7 +356,14 @@ async fn no_table_holds_a_plaintext_password_key_or_refresh_token() {
     let app = spawn_with_db().await;
     let root = app.platform_admin().await;
     let tenant = created(
-        call(&app, Method::POST, "/v1/tenants", &root, Some(json!({"slug": "secrets", "name": "Secrets"}))).await,
+        call(
+            &app,
+            Method::POST,
+            "/v1/tenants",
+            &root,
+            Some(json!({"slug": "secrets", "name": "Secrets"})),
+        )
+        .await,
         "tenant",
     )
     .await;
@@ -256,13 +382,26 @@ async fn no_table_holds_a_plaintext_password_key_or_refresh_token() {
     )
     .await;
     let key = created(
-        call(&app, Method::POST, &format!("/v1/tenants/{tid}/api-keys"), &root, Some(json!({"name": "canary"}))).await,
+        call(
+            &app,
+            Method::POST,
+            &format!("/v1/tenants/{tid}/api-keys"),
+            &root,
+            Some(json!({"name": "canary"})),
+        )
+        .await,
         "key",
     )
     .await;
     let secret = key["secret"].as_str().expect("secret").to_owned();
-    let prefix = key["api_key"]["prefix"].as_str().expect("prefix").to_owned();
-    let secret_part = secret.strip_prefix(&format!("{prefix}_")).expect("key is prefix_secret").to_owned();
+    let prefix = key["api_key"]["prefix"]
+        .as_str()
+        .expect("prefix")
+        .to_owned();
+    let secret_part = secret
+        .strip_prefix(&format!("{prefix}_"))
+        .expect("key is prefix_secret")
+        .to_owned();
     let login: Value = app
         .http
         .post(app.url("/v1/auth/login"))
@@ -273,14 +412,29 @@ async fn no_table_holds_a_plaintext_password_key_or_refresh_token() {
         .json()
         .await
         .expect("json");
-    let refresh = login["refresh_token"].as_str().expect("refresh token").to_owned();
+    let refresh = login["refresh_token"]
+        .as_str()
+        .expect("refresh token")
+        .to_owned();
     // Use the key once so any "last used" bookkeeping has run.
-    let res = app.http.get(app.url("/v1/limits")).bearer_auth(&secret).send().await.expect("request");
+    let res = app
+        .http
+        .get(app.url("/v1/limits"))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .expect("request");
     assert_eq!(res.status(), StatusCode::OK);
 
     let tables = all_table_text(&app).await;
-    let with_prefix = tables.iter().filter(|(_, text)| text.contains(&prefix)).count();
-    assert!(with_prefix >= 1, "control: the visible prefix is stored, so the scan reads the key table");
+    let with_prefix = tables
+        .iter()
+        .filter(|(_, text)| text.contains(&prefix))
+        .count();
+    assert!(
+        with_prefix >= 1,
+        "control: the visible prefix is stored, so the scan reads the key table"
+    );
     for (table, text) in &tables {
         for (what, needle) in [
             ("password", password),

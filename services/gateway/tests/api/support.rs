@@ -8,7 +8,7 @@ use enclave_auth::{AuthConfig, Authenticator, NewApiKeyRequest};
 use enclave_domain::{Email, Role, Scope, Scopes, TenantId, TenantSlug};
 use enclave_gateway::{AppState, RunningServer, Server, Settings};
 use enclave_model_core::engine::{Engine, EngineConfig};
-use enclave_store::{NewTenant, ThrottlePolicy, TestDb};
+use enclave_store::{NewTenant, TestDb, ThrottlePolicy};
 
 /// Every test user's password.
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -139,7 +139,11 @@ impl TestApp {
 }
 
 pub fn unique_email(what: &str) -> Email {
-    Email::parse(&format!("{what}-{}@example.test", uuid::Uuid::new_v4().simple())).expect("email")
+    Email::parse(&format!(
+        "{what}-{}@example.test",
+        uuid::Uuid::new_v4().simple()
+    ))
+    .expect("email")
 }
 
 /// What the tests' servers authenticate with: the defaults, except that nothing is cached (so a
@@ -174,14 +178,21 @@ pub fn test_settings() -> Settings {
 /// The demo model (override with `ENCLAVE_TEST_MODEL`); the set-up in the README fetches it.
 fn model_path() -> PathBuf {
     std::env::var_os("ENCLAVE_TEST_MODEL").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf"),
+        || {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        },
         PathBuf::from,
     )
 }
 
 fn load_engine() -> Engine {
     let path = model_path();
-    assert!(path.is_file(), "demo model missing at {} (see README set-up)", path.display());
+    assert!(
+        path.is_file(),
+        "demo model missing at {} (see README set-up)",
+        path.display()
+    );
     let cfg = EngineConfig {
         kv_cache_bytes: 96 << 20,
         max_context: Some(2048),
@@ -199,7 +210,9 @@ fn shared_engine() -> Engine {
 /// A private engine, for tests that read its metrics.
 #[allow(dead_code)]
 pub async fn spawn_with_own_model() -> TestApp {
-    let engine = tokio::task::spawn_blocking(load_engine).await.expect("engine loader");
+    let engine = tokio::task::spawn_blocking(load_engine)
+        .await
+        .expect("engine loader");
     spawn(test_settings(), Some(engine)).await
 }
 
@@ -223,17 +236,27 @@ pub async fn spawn_with_db_and_model() -> TestApp {
 
 #[allow(dead_code)]
 pub async fn spawn_with_model() -> TestApp {
-    let engine = tokio::task::spawn_blocking(shared_engine).await.expect("engine loader");
+    let engine = tokio::task::spawn_blocking(shared_engine)
+        .await
+        .expect("engine loader");
     spawn(test_settings(), Some(engine)).await
 }
 
 async fn spawn(settings: Settings, engine: Option<Engine>) -> TestApp {
     init_logs();
     let db = TestDb::fresh().await;
-    let auth = Authenticator::new(db.store().clone(), auth_config()).await.expect("authenticator");
+    let auth = Authenticator::new(db.store().clone(), auth_config())
+        .await
+        .expect("authenticator");
     let audit_dir = tempfile::tempdir().expect("audit dir");
-    let audit = enclave_gateway::audit::AuditLog::start(db.store().pool().clone(), audit_dir.path()).await.expect("audit writer");
-    let mut builder = AppState::builder(settings).auth(auth.clone()).store(db.store().clone()).audit(audit);
+    let audit =
+        enclave_gateway::audit::AuditLog::start(db.store().pool().clone(), audit_dir.path())
+            .await
+            .expect("audit writer");
+    let mut builder = AppState::builder(settings)
+        .auth(auth.clone())
+        .store(db.store().clone())
+        .audit(audit);
     if let Some(engine) = engine.clone() {
         builder = builder.engine(engine);
     }

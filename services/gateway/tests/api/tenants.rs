@@ -46,7 +46,10 @@ async fn platform_admin_manages_tenants_in_json_and_xml() {
         .expect("request");
     assert_eq!(res.status(), StatusCode::CREATED);
     let xml = res.text().await.expect("body");
-    assert!(xml.contains("<tenant>") && xml.contains("<slug>globex</slug>"), "{xml}");
+    assert!(
+        xml.contains("<tenant>") && xml.contains("<slug>globex</slug>"),
+        "{xml}"
+    );
     assert!(xml.contains("<name>Globex &amp; Co</name>"), "{xml}");
 
     let list: Value = app
@@ -59,12 +62,24 @@ async fn platform_admin_manages_tenants_in_json_and_xml() {
         .json()
         .await
         .expect("json");
-    let slugs: Vec<&str> = list["data"].as_array().expect("data").iter().filter_map(|t| t["slug"].as_str()).collect();
-    assert_eq!(slugs, ["home", "acme", "globex"], "the harness's own tenant first, then creation order");
+    let slugs: Vec<&str> = list["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|t| t["slug"].as_str())
+        .collect();
+    assert_eq!(
+        slugs,
+        ["home", "acme", "globex"],
+        "the harness's own tenant first, then creation order"
+    );
 
     let res = app
         .http
-        .put(app.url(&format!("/v1/tenants/{}/limits", acme["id"].as_str().expect("id"))))
+        .put(app.url(&format!(
+            "/v1/tenants/{}/limits",
+            acme["id"].as_str().expect("id")
+        )))
         .bearer_auth(&admin)
         .json(&json!({"tokens_per_minute": 5000, "monthly_token_budget": 1000000}))
         .send()
@@ -72,7 +87,10 @@ async fn platform_admin_manages_tenants_in_json_and_xml() {
         .expect("request");
     assert_eq!(res.status(), StatusCode::OK);
     let updated: Value = res.json().await.expect("json");
-    assert_eq!(updated["limits"], json!({"tokens_per_minute": 5000, "monthly_token_budget": 1000000}));
+    assert_eq!(
+        updated["limits"],
+        json!({"tokens_per_minute": 5000, "monthly_token_budget": 1000000})
+    );
 }
 
 #[tokio::test]
@@ -82,17 +100,76 @@ async fn tenant_errors_are_typed() {
     create_tenant(&app, &admin, "acme").await;
     // (method, path, body, expected status, code, field)
     let cases = [
-        ("POST", "/v1/tenants".to_owned(), json!({"slug": "acme", "name": "Again"}), StatusCode::CONFLICT, "already_exists", Some("slug")),
-        ("POST", "/v1/tenants".to_owned(), json!({"slug": "Bad Slug!", "name": "x"}), StatusCode::BAD_REQUEST, "invalid_slug", Some("slug")),
-        ("POST", "/v1/tenants".to_owned(), json!({"slug": "ok-slug"}), StatusCode::BAD_REQUEST, "invalid_json", None),
-        ("GET", "/v1/tenants/not-a-uuid".to_owned(), Value::Null, StatusCode::BAD_REQUEST, "invalid_path_parameter", None),
-        ("GET", format!("/v1/tenants/{}", TenantId::new()), Value::Null, StatusCode::NOT_FOUND, "not_found", None),
-        ("GET", "/v1/tenants?limit=0".to_owned(), Value::Null, StatusCode::BAD_REQUEST, "invalid_limit", Some("limit")),
-        ("GET", "/v1/tenants?limit=abc".to_owned(), Value::Null, StatusCode::BAD_REQUEST, "invalid_query", None),
-        ("PUT", format!("/v1/tenants/{}/limits", TenantId::new()), json!({}), StatusCode::NOT_FOUND, "not_found", None),
+        (
+            "POST",
+            "/v1/tenants".to_owned(),
+            json!({"slug": "acme", "name": "Again"}),
+            StatusCode::CONFLICT,
+            "already_exists",
+            Some("slug"),
+        ),
+        (
+            "POST",
+            "/v1/tenants".to_owned(),
+            json!({"slug": "Bad Slug!", "name": "x"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_slug",
+            Some("slug"),
+        ),
+        (
+            "POST",
+            "/v1/tenants".to_owned(),
+            json!({"slug": "ok-slug"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            None,
+        ),
+        (
+            "GET",
+            "/v1/tenants/not-a-uuid".to_owned(),
+            Value::Null,
+            StatusCode::BAD_REQUEST,
+            "invalid_path_parameter",
+            None,
+        ),
+        (
+            "GET",
+            format!("/v1/tenants/{}", TenantId::new()),
+            Value::Null,
+            StatusCode::NOT_FOUND,
+            "not_found",
+            None,
+        ),
+        (
+            "GET",
+            "/v1/tenants?limit=0".to_owned(),
+            Value::Null,
+            StatusCode::BAD_REQUEST,
+            "invalid_limit",
+            Some("limit"),
+        ),
+        (
+            "GET",
+            "/v1/tenants?limit=abc".to_owned(),
+            Value::Null,
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            None,
+        ),
+        (
+            "PUT",
+            format!("/v1/tenants/{}/limits", TenantId::new()),
+            json!({}),
+            StatusCode::NOT_FOUND,
+            "not_found",
+            None,
+        ),
     ];
     for (method, path, body, status, code, field) in cases {
-        let mut req = app.http.request(method.parse().expect("method"), app.url(&path)).bearer_auth(&admin);
+        let mut req = app
+            .http
+            .request(method.parse().expect("method"), app.url(&path))
+            .bearer_auth(&admin);
         if !body.is_null() {
             req = req.json(&body);
         }
@@ -114,12 +191,24 @@ async fn members_see_only_their_own_tenant() {
     let b = create_tenant(&app, &admin, "tenant-b").await;
     let a_admin = app.member(tenant_id(&a), Role::TenantAdmin).await;
 
-    let own = app.http.get(app.url(&format!("/v1/tenants/{}", a["id"].as_str().expect("id")))).bearer_auth(&a_admin).send().await.expect("request");
+    let own = app
+        .http
+        .get(app.url(&format!("/v1/tenants/{}", a["id"].as_str().expect("id"))))
+        .bearer_auth(&a_admin)
+        .send()
+        .await
+        .expect("request");
     assert_eq!(own.status(), StatusCode::OK);
 
     // Tenant A's admin on tenant B: not found, and B is unchanged.
     let b_path = format!("/v1/tenants/{}", b["id"].as_str().expect("id"));
-    let res = app.http.get(app.url(&b_path)).bearer_auth(&a_admin).send().await.expect("request");
+    let res = app
+        .http
+        .get(app.url(&b_path))
+        .bearer_auth(&a_admin)
+        .send()
+        .await
+        .expect("request");
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     let res = app
         .http
@@ -129,17 +218,37 @@ async fn members_see_only_their_own_tenant() {
         .send()
         .await
         .expect("request");
-    assert_eq!(res.status(), StatusCode::NOT_FOUND, "another tenant's limits: as if absent");
+    assert_eq!(
+        res.status(),
+        StatusCode::NOT_FOUND,
+        "another tenant's limits: as if absent"
+    );
     let own_limits = app
         .http
-        .put(app.url(&format!("/v1/tenants/{}/limits", a["id"].as_str().expect("id"))))
+        .put(app.url(&format!(
+            "/v1/tenants/{}/limits",
+            a["id"].as_str().expect("id")
+        )))
         .bearer_auth(&a_admin)
         .json(&json!({"requests_per_minute": 1000000}))
         .send()
         .await
         .expect("request");
-    assert_eq!(own_limits.status(), StatusCode::FORBIDDEN, "limits are the platform's to set");
-    let b_now: Value = app.http.get(app.url(&b_path)).bearer_auth(&admin).send().await.expect("request").json().await.expect("json");
+    assert_eq!(
+        own_limits.status(),
+        StatusCode::FORBIDDEN,
+        "limits are the platform's to set"
+    );
+    let b_now: Value = app
+        .http
+        .get(app.url(&b_path))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(b_now["limits"], b["limits"], "tenant B unchanged");
 
     // Platform routes refuse tenant members.
@@ -158,7 +267,16 @@ async fn members_see_only_their_own_tenant() {
     }
 
     // A member reads its tenant's limits and usage.
-    let limits: Value = app.http.get(app.url("/v1/limits")).bearer_auth(&a_admin).send().await.expect("request").json().await.expect("json");
+    let limits: Value = app
+        .http
+        .get(app.url("/v1/limits"))
+        .bearer_auth(&a_admin)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(limits["tenant_id"], a["id"]);
     assert_eq!(limits["limits"]["requests_per_minute"], 100);
     assert_eq!(limits["tokens_this_month"], 0);

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use enclave_model_core::engine::{Engine, GenerateRequest, GenerationEvent, GenerationStream, PromptInput};
+use enclave_model_core::engine::{
+    Engine, GenerateRequest, GenerationEvent, GenerationStream, PromptInput,
+};
 use enclave_model_core::sampling::RawSamplingParams;
 
 use super::{emit, peak_rss_mib};
@@ -34,7 +36,10 @@ report on renewable energy, supply chains, and the history of mathematics in med
 
 fn prompt_ids(engine: &Engine, n: usize, salt: usize) -> anyhow::Result<Vec<u32>> {
     let text = format!("{salt} {}", TEXT.repeat(n / 20 + 2));
-    let mut ids = engine.tokenizer().encode(&text, false).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut ids = engine
+        .tokenizer()
+        .encode(&text, false)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     anyhow::ensure!(ids.len() >= n, "bench text too short");
     ids.truncate(n);
     Ok(ids)
@@ -48,7 +53,11 @@ fn greedy(ignore_eos: bool) -> RawSamplingParams {
 }
 
 fn submit(engine: &Engine, ids: Vec<u32>, max_tokens: u32) -> anyhow::Result<GenerationStream> {
-    let req = engine.prepare(GenerateRequest { prompt: PromptInput::Tokens(ids), sampling: greedy(true), max_tokens: Some(max_tokens) })?;
+    let req = engine.prepare(GenerateRequest {
+        prompt: PromptInput::Tokens(ids),
+        sampling: greedy(true),
+        max_tokens: Some(max_tokens),
+    })?;
     Ok(engine.submit(req)?)
 }
 
@@ -62,7 +71,9 @@ fn drain(mut stream: GenerationStream) -> anyhow::Result<(Instant, Instant, u32)
                 n += 1;
                 first.get_or_insert_with(Instant::now);
             }
-            GenerationEvent::Finished { .. } => return Ok((first.unwrap_or_else(Instant::now), Instant::now(), n)),
+            GenerationEvent::Finished { .. } => {
+                return Ok((first.unwrap_or_else(Instant::now), Instant::now(), n));
+            }
             GenerationEvent::Failed { message } => anyhow::bail!("generation failed: {message}"),
         }
     }
@@ -77,26 +88,42 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// Aggregate decode tokens/s with `n` concurrent sequences, measured between the moment every
 /// sequence has its first token and the moment the last one finishes.
 fn decode_rate(engine: &Engine, n: usize, tokens: u32) -> anyhow::Result<f64> {
-    let streams: Vec<GenerationStream> =
-        (0..n).map(|i| submit(engine, prompt_ids(engine, 16, i)?, tokens)).collect::<anyhow::Result<_>>()?;
-    let handles: Vec<_> = streams.into_iter().map(|s| std::thread::spawn(move || drain(s))).collect();
+    let streams: Vec<GenerationStream> = (0..n)
+        .map(|i| submit(engine, prompt_ids(engine, 16, i)?, tokens))
+        .collect::<anyhow::Result<_>>()?;
+    let handles: Vec<_> = streams
+        .into_iter()
+        .map(|s| std::thread::spawn(move || drain(s)))
+        .collect();
     let mut results = Vec::new();
     for h in handles {
-        results.push(h.join().map_err(|_| anyhow::anyhow!("reader thread panicked"))??);
+        results.push(
+            h.join()
+                .map_err(|_| anyhow::anyhow!("reader thread panicked"))??,
+        );
     }
     let start = results.iter().map(|r| r.0).max().context("no results")?;
     let end = results.iter().map(|r| r.1).max().context("no results")?;
     // Tokens produced after `start`: all but roughly the first of each sequence.
     let produced: u32 = results.iter().map(|r| r.2.saturating_sub(1)).sum();
-    let secs = end.duration_since(start).max(Duration::from_micros(1)).as_secs_f64();
+    let secs = end
+        .duration_since(start)
+        .max(Duration::from_micros(1))
+        .as_secs_f64();
     Ok(f64::from(produced) / secs)
 }
 
 pub fn run(args: EngineBenchArgs) -> anyhow::Result<()> {
     let cfg = args.model.engine_config();
     let t = Instant::now();
-    let engine = Engine::load(&args.model.model, cfg).with_context(|| format!("loading {}", args.model.model.display()))?;
-    emit("engine", "load_time", t.elapsed().as_secs_f64() * 1000.0, "ms");
+    let engine = Engine::load(&args.model.model, cfg)
+        .with_context(|| format!("loading {}", args.model.model.display()))?;
+    emit(
+        "engine",
+        "load_time",
+        t.elapsed().as_secs_f64() * 1000.0,
+        "ms",
+    );
     // Warm-up: touches every weight page and sizes the scratch buffers.
     drain(submit(&engine, prompt_ids(&engine, 32, 999)?, 4)?)?;
 
@@ -110,8 +137,18 @@ pub fn run(args: EngineBenchArgs) -> anyhow::Result<()> {
         prefill.push(args.prefill_tokens as f64 / secs);
         ttft.push(secs * 1000.0);
     }
-    emit("engine", &format!("prefill_{}", args.prefill_tokens), median(prefill), "tok/s");
-    emit("engine", &format!("ttft_{}", args.prefill_tokens), median(ttft), "ms");
+    emit(
+        "engine",
+        &format!("prefill_{}", args.prefill_tokens),
+        median(prefill),
+        "tok/s",
+    );
+    emit(
+        "engine",
+        &format!("ttft_{}", args.prefill_tokens),
+        median(ttft),
+        "ms",
+    );
 
     let mut short_ttft = Vec::new();
     for run in 0..args.runs {
@@ -122,7 +159,9 @@ pub fn run(args: EngineBenchArgs) -> anyhow::Result<()> {
     emit("engine", "ttft_16", median(short_ttft), "ms");
 
     for &n in &args.concurrency {
-        let rates = (0..args.runs).map(|_| decode_rate(&engine, n, args.decode_tokens)).collect::<anyhow::Result<Vec<_>>>()?;
+        let rates = (0..args.runs)
+            .map(|_| decode_rate(&engine, n, args.decode_tokens))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         emit("engine", &format!("decode_x{n}"), median(rates), "tok/s");
     }
     if let Some(rss) = peak_rss_mib() {

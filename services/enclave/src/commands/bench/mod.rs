@@ -7,7 +7,10 @@ pub mod gateway;
 use serde_json::json;
 
 pub fn emit(bench: &str, metric: &str, value: f64, unit: &str) {
-    println!("{}", json!({"bench": bench, "metric": metric, "value": (value * 1000.0).round() / 1000.0, "unit": unit}));
+    println!(
+        "{}",
+        json!({"bench": bench, "metric": metric, "value": (value * 1000.0).round() / 1000.0, "unit": unit})
+    );
 }
 
 /// Peak resident set size of this process in MiB (Linux `VmHWM`), if known.
