@@ -28,6 +28,32 @@ pub struct AuditFilter {
     pub text: Option<String>,
 }
 
+impl AuditFilter {
+    /// Refuses what PostgreSQL cannot compare against text (a NUL character), naming the field,
+    /// so that a hostile filter is a 400 rather than a database error.
+    fn check(&self) -> Result<(), AuditError> {
+        let fields = [
+            ("actor_kind", &self.actor_kind),
+            ("actor_id", &self.actor_id),
+            ("action", &self.action),
+            ("model", &self.model),
+            ("adapter_version", &self.adapter_version),
+            ("decision", &self.decision),
+            ("q", &self.text),
+        ];
+        match fields
+            .into_iter()
+            .find(|(_, v)| v.as_deref().is_some_and(|s| s.contains('\0')))
+        {
+            Some((field, _)) => Err(AuditError::InvalidQuery {
+                field,
+                reason: "must not contain a NUL character".into(),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Opaque position after the last record of a page (newest first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor(u64);
@@ -102,6 +128,7 @@ pub async fn query(
             reason: format!("must be 1..={MAX_PAGE}, got {limit}"),
         });
     }
+    filter.check()?;
     let mut tx = tenant_tx(pool, tenant).await?;
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT seq, inserted_at, record_id, prev_hash, hash, record FROM audit_events

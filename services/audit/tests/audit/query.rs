@@ -53,6 +53,28 @@ async fn filters_and_cursor_pagination() {
     let found = query(db.pool(), &tenant, &text, None, 100).await.unwrap();
     assert_eq!(found.events.len(), 1);
     assert_eq!(found.events[0].seq, 8);
+    // A NUL cannot reach PostgreSQL: the field is named, nothing is queried.
+    for (field, filter) in [
+        (
+            "q",
+            AuditFilter {
+                text: Some("a\0b".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "actor_id",
+            AuditFilter {
+                actor_id: Some("\0".into()),
+                ..Default::default()
+            },
+        ),
+    ] {
+        match query(db.pool(), &tenant, &filter, None, 10).await {
+            Err(enclave_audit::AuditError::InvalidQuery { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("{field}: expected InvalidQuery, got {other:?}"),
+        }
+    }
     // Wildcards in the search text are literal.
     let wild = AuditFilter {
         text: Some("100_".into()),

@@ -427,6 +427,8 @@ async fn audit_routes_show_each_role_its_own_tenant() {
         ("limit=0", "invalid_limit"),
         ("cursor=zz", "invalid_cursor"),
         ("from=yesterday", "invalid_time"),
+        ("q=a%00b", "invalid_q"),
+        ("action=%00", "invalid_action"),
     ] {
         let res = get(format!("/v1/audit/events?{query}"), auditor.clone()).await;
         assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{query}");
