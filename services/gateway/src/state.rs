@@ -35,6 +35,7 @@ struct Inner {
     auth: Option<Authenticator>,
     store: Option<Store>,
     audit: Option<crate::audit::AuditLog>,
+    policies: Arc<crate::inference::policy::PolicyRuntime>,
     draining: AtomicBool,
 }
 
@@ -103,6 +104,7 @@ impl AppStateBuilder {
                 auth: self.auth,
                 store: self.store,
                 audit: self.audit,
+                policies: crate::inference::policy::PolicyRuntime::shared(),
                 draining: AtomicBool::new(false),
             }),
         }
@@ -156,6 +158,11 @@ impl AppState {
     /// The audit trail, when this server records calls.
     pub fn audit_log(&self) -> Option<&crate::audit::AuditLog> {
         self.inner.audit.as_ref()
+    }
+
+    /// The platform baseline and the tenants' compiled content policies.
+    pub fn policies(&self) -> &crate::inference::policy::PolicyRuntime {
+        &self.inner.policies
     }
 
     pub fn served_model(&self) -> Option<&ServedModel> {

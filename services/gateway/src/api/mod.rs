@@ -5,6 +5,7 @@ pub mod error;
 pub mod health;
 pub mod openai;
 pub mod platform;
+pub mod policies;
 
 use utoipa::openapi::header::Header;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -62,6 +63,11 @@ Every error has the body `{"error": {"code", "message", "field"?, "request_id"?}
         crate::routes::audit::list_audit_events,
         crate::routes::audit::export_audit,
         crate::routes::audit::get_export_manifest,
+        crate::routes::policies::create_policy,
+        crate::routes::policies::list_policies,
+        crate::routes::policies::get_policy,
+        crate::routes::policies::activate_policy,
+        crate::routes::policies::dry_run,
     ),
     components(schemas(ErrorResponse)),
     modifiers(&SecurityAndErrors),
@@ -73,6 +79,7 @@ Every error has the body `{"error": {"code", "message", "field"?, "request_id"?}
         (name = "users", description = "A tenant's users and their roles"),
         (name = "api-keys", description = "A tenant's API keys"),
         (name = "audit", description = "The audit trail: every API call, hash-chained per tenant; signed exports"),
+        (name = "policies", description = "A tenant's content policy: versions, activation, dry runs"),
     ),
 )]
 pub struct ApiDoc;

@@ -2,6 +2,7 @@
 //! whole response or SSE stream. Handlers in `routes/` only parse, call [`generate`] and answer.
 
 pub mod convert;
+pub mod policy;
 pub mod respond;
 pub mod sse;
 
@@ -47,10 +48,7 @@ impl From<SubmitError> for ApiError {
 }
 
 /// The model a request may name: the served base model under its id, or `base`.
-pub fn resolve_model<'a>(
-    state: &'a AppState,
-    requested: &str,
-) -> Result<(&'a Engine, &'a str), ApiError> {
+pub fn resolve_model<'a>(state: &'a AppState, requested: &str) -> Result<(&'a Engine, &'a str), ApiError> {
     let served = state.served_model().ok_or_else(|| ApiError::Unavailable {
         code: "model_not_loaded",
         message: "no model is loaded on this server".to_owned(),
@@ -77,13 +75,7 @@ pub struct Accounting {
 
 impl Accounting {
     pub async fn record_completion(&self, tokens: u32) {
-        limits::record_tokens(
-            &self.store,
-            &self.tenant,
-            self.key.as_ref(),
-            u64::from(tokens),
-        )
-        .await;
+        limits::record_tokens(&self.store, &self.tenant, self.key.as_ref(), u64::from(tokens)).await;
     }
 }
 
@@ -93,11 +85,14 @@ pub async fn generate(
     ctx: &TenantContext,
     req: &HttpRequest,
     request_id: &RequestId,
-    generate: GenerateRequest,
+    mut generate: GenerateRequest,
     plan: ResponsePlan,
     shape: ChunkShape,
 ) -> Result<HttpResponse, ApiError> {
     let (engine, model_id) = resolve_model(state, &plan.model)?;
+    let content_policy = state.policies().active(state.store().ok(), &ctx.tenant_id).await?;
+    let trail = policy::SharedTrail::attach(req, content_policy.version);
+    generate.prompt = policy::check_input(&content_policy.policy, generate.prompt, engine.tokenizer(), &trail)?;
     let prepared = engine.prepare(generate)?;
     let accounting = match state.store() {
         Ok(store) => {
@@ -121,7 +116,7 @@ pub async fn generate(
     let format = Format::from_accept(req.headers());
     if plan.stream {
         return Ok(sse::respond(
-            events,
+            policy::PolicedStream::new(events, &content_policy, trail),
             engine.clone(),
             meta,
             plan,
@@ -131,19 +126,30 @@ pub async fn generate(
             accounting,
         ));
     }
-    let done = respond::collect(events).await?;
+    let mut done = respond::collect(events).await?;
     if let Some(accounting) = &accounting {
-        accounting
-            .record_completion(done.usage.completion_tokens)
-            .await;
+        accounting.record_completion(done.usage.completion_tokens).await;
     }
+    let stopped = policy::police_completed(&content_policy.policy, &mut done, &trail);
     let tokenizer = engine.tokenizer();
-    Ok(match shape {
+    let mut res = match shape {
         ChunkShape::Chat => {
-            Reply::ok(respond::chat_completion(&meta, &plan, tokenizer, done)).respond_to(req)
+            let mut body = respond::chat_completion(&meta, &plan, tokenizer, done);
+            if stopped.is_some() {
+                body.choices.iter_mut().for_each(|c| c.finish_reason = policy::CONTENT_FILTER.to_owned());
+            }
+            Reply::ok(body).respond_to(req)
         }
         ChunkShape::Completion => {
-            Reply::ok(respond::completion(&meta, &plan, tokenizer, done)).respond_to(req)
+            let mut body = respond::completion(&meta, &plan, tokenizer, done);
+            if stopped.is_some() {
+                body.choices.iter_mut().for_each(|c| c.finish_reason = Some(policy::CONTENT_FILTER.to_owned()));
+            }
+            Reply::ok(body).respond_to(req)
         }
-    })
+    };
+    if let Some(stopped) = stopped {
+        policy::mark_response(&mut res, &stopped);
+    }
+    Ok(res)
 }

@@ -4,7 +4,7 @@
 
 use actix_web::HttpResponse;
 use actix_web::web::Bytes;
-use enclave_model_core::engine::{Engine, FinishReason, GenerationEvent, GenerationStream, Usage};
+use enclave_model_core::engine::{Engine, FinishReason, Usage};
 use serde::Serialize;
 use tracing::Instrument as _;
 use utoipa::ToSchema;
@@ -13,6 +13,7 @@ use crate::api::openai::ChatDelta;
 use crate::error::ApiError;
 use crate::inference::Accounting;
 use crate::inference::convert::ResponsePlan;
+use crate::inference::policy::{PolicedEvent, PolicedStream};
 use crate::inference::respond::{self, GenerationError, ResponseMeta, SampledToken};
 use crate::negotiate::Format;
 
@@ -24,7 +25,7 @@ pub enum ChunkShape {
 }
 
 struct StreamState {
-    events: Option<GenerationStream>,
+    events: Option<PolicedStream>,
     engine: Engine,
     meta: ResponseMeta,
     plan: ResponsePlan,
@@ -39,7 +40,7 @@ struct StreamState {
 
 /// The streaming response for an accepted generation.
 pub fn respond(
-    events: GenerationStream,
+    events: PolicedStream,
     engine: Engine,
     meta: ResponseMeta,
     plan: ResponsePlan,
@@ -104,25 +105,29 @@ impl StreamState {
         let events = self.events.as_mut()?;
         loop {
             match events.next_event().await {
-                Some(GenerationEvent::Token { id, text, logprobs }) => {
+                Some(PolicedEvent::Token { id, text, logprobs }) => {
                     if text.is_empty() && logprobs.is_none() {
                         continue;
                     }
                     let token = SampledToken { id, logprobs };
                     return Some(self.content(text, std::slice::from_ref(&token)));
                 }
-                Some(GenerationEvent::Finished {
-                    reason,
-                    usage,
-                    text,
-                }) => {
+                Some(PolicedEvent::Blocked { text, stopped, usage }) => {
+                    // Dropping the engine stream cancels the generation.
+                    self.events = None;
+                    if let Some(accounting) = &self.accounting {
+                        accounting.record_completion(usage.completion_tokens).await;
+                    }
+                    return Some(self.blocked(text, &stopped, usage));
+                }
+                Some(PolicedEvent::Finished { reason, usage, text }) => {
                     self.events = None;
                     if let Some(accounting) = &self.accounting {
                         accounting.record_completion(usage.completion_tokens).await;
                     }
                     return Some(self.finish(text, &reason, usage));
                 }
-                Some(GenerationEvent::Failed { message }) => {
+                Some(PolicedEvent::Failed { message }) => {
                     self.events = None;
                     return Some(self.failure(GenerationError::Failed(message)));
                 }
@@ -146,8 +151,7 @@ impl StreamState {
                 self.encode(&respond::chat_chunk(&self.meta, delta, logprobs, None))
             }
             ChunkShape::Completion => {
-                let logprobs =
-                    respond::legacy_logprobs(tokenizer, self.plan.logprobs, tokens, self.offset);
+                let logprobs = respond::legacy_logprobs(tokenizer, self.plan.logprobs, tokens, self.offset);
                 self.offset += u32::try_from(text.chars().count()).unwrap_or(u32::MAX);
                 self.encode(&respond::completion_chunk(&self.meta, text, logprobs, None))
             }
@@ -155,31 +159,50 @@ impl StreamState {
     }
 
     fn finish(&mut self, rest: String, reason: &FinishReason, usage: Usage) -> Bytes {
+        self.last_chunks(rest, reason.as_openai_str(), usage)
+    }
+
+    /// A policy stopped the answer: the safe text, a `policy` event saying why (named, so
+    /// OpenAI SDKs that read unnamed events only skip it), then `finish_reason: "content_filter"`.
+    fn blocked(&mut self, rest: String, stopped: &crate::inference::policy::Stopped, usage: Usage) -> Bytes {
+        let mut out = Vec::new();
+        if !rest.is_empty() {
+            out.extend_from_slice(&self.content(rest, &[]));
+        }
+        let why = crate::api::policies::PolicyStopEvent {
+            blocked: true,
+            category: stopped.category.clone(),
+            action: stopped.action.to_owned(),
+        };
+        out.extend_from_slice(b"event: policy\n");
+        out.extend_from_slice(&self.encode(&why));
+        out.extend_from_slice(&self.last_chunks(String::new(), crate::inference::policy::CONTENT_FILTER, usage));
+        Bytes::from(out)
+    }
+
+    /// Any remaining text, the chunk with `finish_reason`, the usage chunk if asked, `[DONE]`.
+    fn last_chunks(&mut self, rest: String, finish_reason: &str, usage: Usage) -> Bytes {
         let mut out = Vec::new();
         if !rest.is_empty() {
             out.extend_from_slice(&self.content(rest, &[]));
         }
         let last = match self.shape {
-            ChunkShape::Chat => self.encode(&respond::chat_chunk(
-                &self.meta,
-                ChatDelta::default(),
-                None,
-                Some(reason),
-            )),
-            ChunkShape::Completion => self.encode(&respond::completion_chunk(
-                &self.meta,
-                String::new(),
-                None,
-                Some(reason),
-            )),
+            ChunkShape::Chat => {
+                let mut chunk = respond::chat_chunk(&self.meta, ChatDelta::default(), None, None);
+                chunk.choices.iter_mut().for_each(|c| c.finish_reason = Some(finish_reason.to_owned()));
+                self.encode(&chunk)
+            }
+            ChunkShape::Completion => {
+                let mut chunk = respond::completion_chunk(&self.meta, String::new(), None, None);
+                chunk.choices.iter_mut().for_each(|c| c.finish_reason = Some(finish_reason.to_owned()));
+                self.encode(&chunk)
+            }
         };
         out.extend_from_slice(&last);
         if self.plan.include_usage {
             let chunk = match self.shape {
                 ChunkShape::Chat => self.encode(&respond::chat_usage_chunk(&self.meta, usage)),
-                ChunkShape::Completion => {
-                    self.encode(&respond::completion_usage_chunk(&self.meta, usage))
-                }
+                ChunkShape::Completion => self.encode(&respond::completion_usage_chunk(&self.meta, usage)),
             };
             out.extend_from_slice(&chunk);
         }
@@ -213,9 +236,6 @@ mod tests {
     #[test]
     fn multi_line_payloads_become_one_data_line_each() {
         assert_eq!(event(b"{\"a\":1}"), b"data: {\"a\":1}\n\n".to_vec());
-        assert_eq!(
-            event(b"<x>a\nb</x>"),
-            b"data: <x>a\ndata: b</x>\n\n".to_vec()
-        );
+        assert_eq!(event(b"<x>a\nb</x>"), b"data: <x>a\ndata: b</x>\n\n".to_vec());
     }
 }

@@ -11,6 +11,7 @@ pub mod docs;
 pub mod health;
 pub mod metrics;
 pub mod models;
+pub mod policies;
 pub mod tenants;
 pub mod users;
 
@@ -26,4 +27,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     users::configure(cfg);
     api_keys::configure(cfg);
     audit::configure(cfg);
+    policies::configure(cfg);
 }

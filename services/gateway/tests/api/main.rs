@@ -5,5 +5,6 @@ mod auth_attacks;
 mod framework;
 mod inference;
 mod isolation;
+mod policies;
 mod support;
 mod tenants;

@@ -5,6 +5,7 @@ mod adapters;
 mod api_keys;
 mod limits;
 mod memberships;
+mod policies;
 mod refresh_tokens;
 mod signing_keys;
 mod tenants;
@@ -17,6 +18,7 @@ pub use limits::{
     KeyLimits, RateLimits, TenantLimits, Usage, WindowCounts, WindowSnapshot, month_start,
 };
 pub use memberships::{Member, Membership, Memberships};
+pub use policies::{NewPolicyVersion, Policies, PolicyFormat, PolicyVersion, PolicyVersionInfo};
 pub use refresh_tokens::{NewRefreshToken, RefreshTokenRecord, RefreshTokens, Rotation};
 pub use signing_keys::{KeySeal, KeyStatus, NewSigningKey, SigningKeyRecord, SigningKeys};
 pub use tenants::{NewTenant, Tenant, TenantAccess, TenantStatus, Tenants};
@@ -52,5 +54,8 @@ impl Store {
     }
     pub fn rate_limits(&self) -> RateLimits<'_> {
         RateLimits { store: self }
+    }
+    pub fn policies(&self) -> Policies<'_> {
+        Policies { store: self }
     }
 }
