@@ -677,31 +677,60 @@ async fn generated_answer_survives_every_split() {
     run(&chars.iter().map(String::as_str).collect::<Vec<_>>());
 }
 
-/// The judge detector on the demo model: deterministic (temperature 0) and strictly parsed — an
-/// answer is either labels from the list (or none) or a typed error carrying the raw answer.
+/// The judge detector on the demo model: the engine constrains the answer to the label grammar,
+/// so it always parses, and temperature 0 makes it deterministic.
 #[tokio::test]
 async fn judge_detector_runs_on_the_demo_model() {
-    use enclave_gateway::inference::policy::judge::{EngineJudge, JudgeError};
+    use enclave_gateway::inference::policy::judge::EngineJudge;
     let app = spawn_with_db_and_model().await;
     let labels = vec!["abuse".to_owned(), "weather".to_owned()];
     let judge = EngineJudge::new(app.engine(), labels.clone());
     assert!(judge.spec().render("hi there").contains("abuse, weather"));
-    let text = "You are a worthless idiot and everybody hates you.";
-    let first = judge.classify(text).await;
-    let second = judge.classify(text).await;
-    match (&first, &second) {
-        (Ok(a), Ok(b)) => {
-            assert_eq!(a, b, "same answer twice");
-            assert!(
-                a.iter()
-                    .all(|d| labels.contains(&d.label) && d.score == 1.0),
-                "{a:?}"
-            );
-        }
-        (Err(JudgeError::Answer { answer: a, .. }), Err(JudgeError::Answer { answer: b, .. })) => {
-            assert_eq!(a, b, "same (rejected) answer twice");
-        }
-        other => panic!("the judge failed outside the answer grammar: {other:?}"),
+    for text in ["You are a worthless idiot and everybody hates you.", "It will rain in Paris tomorrow."] {
+        let first = judge.classify(text).await.expect("a constrained answer always parses");
+        let second = judge.classify(text).await.expect("a constrained answer always parses");
+        assert_eq!(first, second, "same answer twice for {text:?}");
+        assert!(first.iter().all(|d| labels.contains(&d.label) && d.score == 1.0), "{first:?}");
+        eprintln!("judge on the demo model: {text:?} -> {first:?}");
     }
-    eprintln!("judge on the demo model: {first:?}");
+}
+
+/// The audit record of a call carries the policy's decisions (version, outcome, trail).
+#[tokio::test]
+async fn audit_records_carry_the_policy_decisions() {
+    let app = spawn_with_db_and_model().await;
+    let (_, key) = tenant_key(&app, "acme").await;
+    json_of(create(&app, &key, V1, "toml").await, StatusCode::CREATED, "v1").await;
+    let id = uuid::Uuid::now_v7().to_string();
+    let res = app
+        .http
+        .post(app.url("/v1/chat/completions"))
+        .header("x-request-id", &id)
+        .bearer_auth(&key)
+        .json(&chat("about project falcon", false))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let record = loop {
+        let mut tx = app.db().owner_pool().begin().await.expect("tx");
+        sqlx::query("SELECT set_config('enclave.rls_bypass', 'on', true)").execute(&mut *tx).await.expect("bypass");
+        let rows: Vec<(Value,)> = sqlx::query_as("SELECT record FROM audit_events WHERE record->>'request_id' = $1 AND record->>'phase' <> 'started'")
+            .bind(&id)
+            .fetch_all(&mut *tx)
+            .await
+            .expect("audit rows");
+        tx.commit().await.expect("commit");
+        if let Some((r,)) = rows.into_iter().next() {
+            break r;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no audit record for {id}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let policy = &record["policy"];
+    assert_eq!(policy["version"], "1", "{record}");
+    assert_eq!(policy["outcome"], "block", "{record}");
+    assert_eq!(policy["decisions"]["blocked"]["category"], "codenames", "{record}");
+    assert_eq!(policy["decisions"]["blocked"]["field"], "messages[0].content", "{record}");
 }

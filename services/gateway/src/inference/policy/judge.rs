@@ -1,10 +1,11 @@
-//! The judge detector: asks the served model to classify a text into a policy's categories and
-//! parses its answer strictly (`none` or allowed labels, nothing else). Until the engine takes
-//! response formats, the answer is free text cut at the first line; an answer outside the
-//! grammar of [`JudgeSpec::answer_regex`] is an error, never a guess.
+//! The judge detector: asks the served model to classify a text into a policy's categories. The
+//! answer is constrained by the engine to [`JudgeSpec::answer_regex`] (`none` or allowed labels,
+//! comma separated) and parsed strictly; an answer outside that grammar is an error, never a
+//! guess.
 
 use enclave_model_core::chat::{ChatMessage, Role};
-use enclave_model_core::engine::{Engine, GenerateRequest, PromptInput};
+use enclave_model_core::constraints::ResponseFormat;
+use enclave_model_core::engine::{Engine, GenerateRequest, PromptInput, RequestOptions};
 use enclave_model_core::sampling::RawSamplingParams;
 use enclave_policy::Detection;
 use enclave_policy::detect::{JudgeParseError, JudgeSpec, parse_judge_answer};
@@ -54,14 +55,17 @@ impl EngineJudge {
             prompt: PromptInput::Chat(vec![ChatMessage::new(Role::User, self.spec.render(text))]),
             sampling: RawSamplingParams {
                 temperature: Some(0.0),
-                stop: Some(vec!["\n".to_owned()]),
                 ..RawSamplingParams::default()
             },
             max_tokens: Some(self.max_tokens),
         };
+        let format = serde_json::json!({"type": "regex", "regex": {"pattern": self.spec.answer_regex()}});
+        let options = RequestOptions {
+            response_format: Some(ResponseFormat::from_json(&format).map_err(|e| JudgeError::Request(e.to_string()))?),
+        };
         let prepared = self
             .engine
-            .prepare(request)
+            .prepare_with(request, options)
             .map_err(|e| JudgeError::Request(e.to_string()))?;
         let events = self
             .engine

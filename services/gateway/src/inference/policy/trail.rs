@@ -3,14 +3,20 @@
 //! A [`SharedTrail`] is put into the request's extensions when the inference path loads the
 //! tenant's policy; the input check and the output filter append to it as they decide (a stream
 //! keeps appending after the response head is sent). Whoever writes the audit record reads a
-//! snapshot with [`SharedTrail::snapshot`] once the response is complete.
+//! snapshot with [`SharedTrail::snapshot`] once the response is complete. Every change is also
+//! written into the call's audit notes ([`crate::audit::NotesHandle`]) as its `policy` field:
+//! version (`baseline` without a tenant version), outcome (`block`, `mask`, `flag` or `allow`)
+//! and the trail itself as `decisions`.
 
 use std::sync::{Arc, Mutex};
 
 use actix_web::HttpMessage as _;
 use actix_web::HttpRequest;
+use enclave_audit::PolicyInfo;
 use enclave_policy::{Match, Scope};
 use serde::{Deserialize, Serialize};
+
+use crate::audit::NotesHandle;
 
 /// Decisions kept per request at most; more are counted in `dropped` (a pathological answer
 /// full of matches must not grow the audit record without bound).
@@ -46,8 +52,27 @@ pub struct PolicyTrail {
 }
 
 /// A request's trail, shared between the handler, the streaming body and the audit writer.
-#[derive(Debug, Clone, Default)]
-pub struct SharedTrail(Arc<Mutex<PolicyTrail>>);
+#[derive(Clone, Default)]
+pub struct SharedTrail(Arc<Mutex<PolicyTrail>>, NotesHandle);
+
+impl std::fmt::Debug for SharedTrail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SharedTrail").field(&self.0).finish()
+    }
+}
+
+impl PolicyTrail {
+    /// The strongest action taken: `block`, `mask`, `flag`, or `allow` when nothing matched.
+    pub fn outcome(&self) -> &'static str {
+        if self.blocked.is_some() {
+            return "block";
+        }
+        ["block", "mask", "flag"]
+            .into_iter()
+            .find(|a| self.decisions.iter().any(|d| d.action == *a))
+            .unwrap_or("allow")
+    }
+}
 
 fn decision(scope: Scope, field: Option<&str>, m: &Match) -> PolicyDecision {
     PolicyDecision {
@@ -64,10 +89,12 @@ fn decision(scope: Scope, field: Option<&str>, m: &Match) -> PolicyDecision {
 impl SharedTrail {
     /// A new trail for `policy_version`, attached to the request.
     pub fn attach(req: &HttpRequest, policy_version: Option<u32>) -> SharedTrail {
-        let trail = SharedTrail(Arc::new(Mutex::new(PolicyTrail {
+        let t = PolicyTrail {
             policy_version,
             ..PolicyTrail::default()
-        })));
+        };
+        let trail = SharedTrail(Arc::new(Mutex::new(t.clone())), NotesHandle::of(req));
+        trail.publish(&t);
         req.extensions_mut().insert(trail.clone());
         trail
     }
@@ -93,11 +120,23 @@ impl SharedTrail {
                 t.dropped += 1;
             }
         }
+        self.publish(&t);
+    }
+
+    /// Writes the trail into the call's audit notes (a no-op when the call is not audited).
+    fn publish(&self, t: &PolicyTrail) {
+        let info = PolicyInfo {
+            version: t.policy_version.map_or_else(|| "baseline".to_owned(), |v| v.to_string()),
+            outcome: Some(t.outcome().to_owned()),
+            decisions: serde_json::to_value(t).unwrap_or_default(),
+        };
+        self.1.annotate(|n| n.policy = Some(info));
     }
 
     pub(crate) fn block(&self, scope: Scope, field: Option<&str>, m: &Match) {
         if let Ok(mut t) = self.0.lock() {
             t.blocked = Some(decision(scope, field, m));
+            self.publish(&t);
         }
     }
 }
