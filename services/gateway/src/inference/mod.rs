@@ -48,7 +48,10 @@ impl From<SubmitError> for ApiError {
 }
 
 /// The model a request may name: the served base model under its id, or `base`.
-pub fn resolve_model<'a>(state: &'a AppState, requested: &str) -> Result<(&'a Engine, &'a str), ApiError> {
+pub fn resolve_model<'a>(
+    state: &'a AppState,
+    requested: &str,
+) -> Result<(&'a Engine, &'a str), ApiError> {
     let served = state.served_model().ok_or_else(|| ApiError::Unavailable {
         code: "model_not_loaded",
         message: "no model is loaded on this server".to_owned(),
@@ -75,7 +78,13 @@ pub struct Accounting {
 
 impl Accounting {
     pub async fn record_completion(&self, tokens: u32) {
-        limits::record_tokens(&self.store, &self.tenant, self.key.as_ref(), u64::from(tokens)).await;
+        limits::record_tokens(
+            &self.store,
+            &self.tenant,
+            self.key.as_ref(),
+            u64::from(tokens),
+        )
+        .await;
     }
 }
 
@@ -90,9 +99,17 @@ pub async fn generate(
     shape: ChunkShape,
 ) -> Result<HttpResponse, ApiError> {
     let (engine, model_id) = resolve_model(state, &plan.model)?;
-    let content_policy = state.policies().active(state.store().ok(), &ctx.tenant_id).await?;
+    let content_policy = state
+        .policies()
+        .active(state.store().ok(), &ctx.tenant_id)
+        .await?;
     let trail = policy::SharedTrail::attach(req, content_policy.version);
-    generate.prompt = policy::check_input(&content_policy.policy, generate.prompt, engine.tokenizer(), &trail)?;
+    generate.prompt = policy::check_input(
+        &content_policy.policy,
+        generate.prompt,
+        engine.tokenizer(),
+        &trail,
+    )?;
     let prepared = engine.prepare(generate)?;
     let accounting = match state.store() {
         Ok(store) => {
@@ -128,7 +145,9 @@ pub async fn generate(
     }
     let mut done = respond::collect(events).await?;
     if let Some(accounting) = &accounting {
-        accounting.record_completion(done.usage.completion_tokens).await;
+        accounting
+            .record_completion(done.usage.completion_tokens)
+            .await;
     }
     let stopped = policy::police_completed(&content_policy.policy, &mut done, &trail);
     let tokenizer = engine.tokenizer();
@@ -136,14 +155,18 @@ pub async fn generate(
         ChunkShape::Chat => {
             let mut body = respond::chat_completion(&meta, &plan, tokenizer, done);
             if stopped.is_some() {
-                body.choices.iter_mut().for_each(|c| c.finish_reason = policy::CONTENT_FILTER.to_owned());
+                body.choices
+                    .iter_mut()
+                    .for_each(|c| c.finish_reason = policy::CONTENT_FILTER.to_owned());
             }
             Reply::ok(body).respond_to(req)
         }
         ChunkShape::Completion => {
             let mut body = respond::completion(&meta, &plan, tokenizer, done);
             if stopped.is_some() {
-                body.choices.iter_mut().for_each(|c| c.finish_reason = Some(policy::CONTENT_FILTER.to_owned()));
+                body.choices
+                    .iter_mut()
+                    .for_each(|c| c.finish_reason = Some(policy::CONTENT_FILTER.to_owned()));
             }
             Reply::ok(body).respond_to(req)
         }

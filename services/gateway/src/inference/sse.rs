@@ -112,7 +112,11 @@ impl StreamState {
                     let token = SampledToken { id, logprobs };
                     return Some(self.content(text, std::slice::from_ref(&token)));
                 }
-                Some(PolicedEvent::Blocked { text, stopped, usage }) => {
+                Some(PolicedEvent::Blocked {
+                    text,
+                    stopped,
+                    usage,
+                }) => {
                     // Dropping the engine stream cancels the generation.
                     self.events = None;
                     if let Some(accounting) = &self.accounting {
@@ -120,7 +124,11 @@ impl StreamState {
                     }
                     return Some(self.blocked(text, &stopped, usage));
                 }
-                Some(PolicedEvent::Finished { reason, usage, text }) => {
+                Some(PolicedEvent::Finished {
+                    reason,
+                    usage,
+                    text,
+                }) => {
                     self.events = None;
                     if let Some(accounting) = &self.accounting {
                         accounting.record_completion(usage.completion_tokens).await;
@@ -151,7 +159,8 @@ impl StreamState {
                 self.encode(&respond::chat_chunk(&self.meta, delta, logprobs, None))
             }
             ChunkShape::Completion => {
-                let logprobs = respond::legacy_logprobs(tokenizer, self.plan.logprobs, tokens, self.offset);
+                let logprobs =
+                    respond::legacy_logprobs(tokenizer, self.plan.logprobs, tokens, self.offset);
                 self.offset += u32::try_from(text.chars().count()).unwrap_or(u32::MAX);
                 self.encode(&respond::completion_chunk(&self.meta, text, logprobs, None))
             }
@@ -164,7 +173,12 @@ impl StreamState {
 
     /// A policy stopped the answer: the safe text, a `policy` event saying why (named, so
     /// OpenAI SDKs that read unnamed events only skip it), then `finish_reason: "content_filter"`.
-    fn blocked(&mut self, rest: String, stopped: &crate::inference::policy::Stopped, usage: Usage) -> Bytes {
+    fn blocked(
+        &mut self,
+        rest: String,
+        stopped: &crate::inference::policy::Stopped,
+        usage: Usage,
+    ) -> Bytes {
         let mut out = Vec::new();
         if !rest.is_empty() {
             out.extend_from_slice(&self.content(rest, &[]));
@@ -176,7 +190,11 @@ impl StreamState {
         };
         out.extend_from_slice(b"event: policy\n");
         out.extend_from_slice(&self.encode(&why));
-        out.extend_from_slice(&self.last_chunks(String::new(), crate::inference::policy::CONTENT_FILTER, usage));
+        out.extend_from_slice(&self.last_chunks(
+            String::new(),
+            crate::inference::policy::CONTENT_FILTER,
+            usage,
+        ));
         Bytes::from(out)
     }
 
@@ -189,12 +207,18 @@ impl StreamState {
         let last = match self.shape {
             ChunkShape::Chat => {
                 let mut chunk = respond::chat_chunk(&self.meta, ChatDelta::default(), None, None);
-                chunk.choices.iter_mut().for_each(|c| c.finish_reason = Some(finish_reason.to_owned()));
+                chunk
+                    .choices
+                    .iter_mut()
+                    .for_each(|c| c.finish_reason = Some(finish_reason.to_owned()));
                 self.encode(&chunk)
             }
             ChunkShape::Completion => {
                 let mut chunk = respond::completion_chunk(&self.meta, String::new(), None, None);
-                chunk.choices.iter_mut().for_each(|c| c.finish_reason = Some(finish_reason.to_owned()));
+                chunk
+                    .choices
+                    .iter_mut()
+                    .for_each(|c| c.finish_reason = Some(finish_reason.to_owned()));
                 self.encode(&chunk)
             }
         };
@@ -202,7 +226,9 @@ impl StreamState {
         if self.plan.include_usage {
             let chunk = match self.shape {
                 ChunkShape::Chat => self.encode(&respond::chat_usage_chunk(&self.meta, usage)),
-                ChunkShape::Completion => self.encode(&respond::completion_usage_chunk(&self.meta, usage)),
+                ChunkShape::Completion => {
+                    self.encode(&respond::completion_usage_chunk(&self.meta, usage))
+                }
             };
             out.extend_from_slice(&chunk);
         }
@@ -236,6 +262,9 @@ mod tests {
     #[test]
     fn multi_line_payloads_become_one_data_line_each() {
         assert_eq!(event(b"{\"a\":1}"), b"data: {\"a\":1}\n\n".to_vec());
-        assert_eq!(event(b"<x>a\nb</x>"), b"data: <x>a\ndata: b</x>\n\n".to_vec());
+        assert_eq!(
+            event(b"<x>a\nb</x>"),
+            b"data: <x>a\ndata: b</x>\n\n".to_vec()
+        );
     }
 }

@@ -686,11 +686,25 @@ async fn judge_detector_runs_on_the_demo_model() {
     let labels = vec!["abuse".to_owned(), "weather".to_owned()];
     let judge = EngineJudge::new(app.engine(), labels.clone());
     assert!(judge.spec().render("hi there").contains("abuse, weather"));
-    for text in ["You are a worthless idiot and everybody hates you.", "It will rain in Paris tomorrow."] {
-        let first = judge.classify(text).await.expect("a constrained answer always parses");
-        let second = judge.classify(text).await.expect("a constrained answer always parses");
+    for text in [
+        "You are a worthless idiot and everybody hates you.",
+        "It will rain in Paris tomorrow.",
+    ] {
+        let first = judge
+            .classify(text)
+            .await
+            .expect("a constrained answer always parses");
+        let second = judge
+            .classify(text)
+            .await
+            .expect("a constrained answer always parses");
         assert_eq!(first, second, "same answer twice for {text:?}");
-        assert!(first.iter().all(|d| labels.contains(&d.label) && d.score == 1.0), "{first:?}");
+        assert!(
+            first
+                .iter()
+                .all(|d| labels.contains(&d.label) && d.score == 1.0),
+            "{first:?}"
+        );
         eprintln!("judge on the demo model: {text:?} -> {first:?}");
     }
 }
@@ -700,7 +714,12 @@ async fn judge_detector_runs_on_the_demo_model() {
 async fn audit_records_carry_the_policy_decisions() {
     let app = spawn_with_db_and_model().await;
     let (_, key) = tenant_key(&app, "acme").await;
-    json_of(create(&app, &key, V1, "toml").await, StatusCode::CREATED, "v1").await;
+    json_of(
+        create(&app, &key, V1, "toml").await,
+        StatusCode::CREATED,
+        "v1",
+    )
+    .await;
     let id = uuid::Uuid::now_v7().to_string();
     let res = app
         .http
@@ -715,7 +734,10 @@ async fn audit_records_carry_the_policy_decisions() {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
     let record = loop {
         let mut tx = app.db().owner_pool().begin().await.expect("tx");
-        sqlx::query("SELECT set_config('enclave.rls_bypass', 'on', true)").execute(&mut *tx).await.expect("bypass");
+        sqlx::query("SELECT set_config('enclave.rls_bypass', 'on', true)")
+            .execute(&mut *tx)
+            .await
+            .expect("bypass");
         let rows: Vec<(Value,)> = sqlx::query_as("SELECT record FROM audit_events WHERE record->>'request_id' = $1 AND record->>'phase' <> 'started'")
             .bind(&id)
             .fetch_all(&mut *tx)
@@ -725,12 +747,21 @@ async fn audit_records_carry_the_policy_decisions() {
         if let Some((r,)) = rows.into_iter().next() {
             break r;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no audit record for {id}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no audit record for {id}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
     let policy = &record["policy"];
     assert_eq!(policy["version"], "1", "{record}");
     assert_eq!(policy["outcome"], "block", "{record}");
-    assert_eq!(policy["decisions"]["blocked"]["category"], "codenames", "{record}");
-    assert_eq!(policy["decisions"]["blocked"]["field"], "messages[0].content", "{record}");
+    assert_eq!(
+        policy["decisions"]["blocked"]["category"], "codenames",
+        "{record}"
+    );
+    assert_eq!(
+        policy["decisions"]["blocked"]["field"], "messages[0].content",
+        "{record}"
+    );
 }

@@ -59,9 +59,13 @@ impl EngineJudge {
             },
             max_tokens: Some(self.max_tokens),
         };
-        let format = serde_json::json!({"type": "regex", "regex": {"pattern": self.spec.answer_regex()}});
+        let format =
+            serde_json::json!({"type": "regex", "regex": {"pattern": self.spec.answer_regex()}});
         let options = RequestOptions {
-            response_format: Some(ResponseFormat::from_json(&format).map_err(|e| JudgeError::Request(e.to_string()))?),
+            response_format: Some(
+                ResponseFormat::from_json(&format)
+                    .map_err(|e| JudgeError::Request(e.to_string()))?,
+            ),
         };
         let prepared = self
             .engine

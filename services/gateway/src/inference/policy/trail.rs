@@ -126,7 +126,9 @@ impl SharedTrail {
     /// Writes the trail into the call's audit notes (a no-op when the call is not audited).
     fn publish(&self, t: &PolicyTrail) {
         let info = PolicyInfo {
-            version: t.policy_version.map_or_else(|| "baseline".to_owned(), |v| v.to_string()),
+            version: t
+                .policy_version
+                .map_or_else(|| "baseline".to_owned(), |v| v.to_string()),
             outcome: Some(t.outcome().to_owned()),
             decisions: serde_json::to_value(t).unwrap_or_default(),
         };
