@@ -103,6 +103,7 @@ impl Engine {
             architecture: mc.architecture.as_str().to_string(),
             context_length,
             vocab_size: mc.vocab_size,
+            config: mc.clone(),
         };
         let shared = Arc::new(Shared::new(info, tokenizer, template, cfg.max_waiting));
         let (tx, rx) = mpsc::channel();

@@ -160,6 +160,8 @@ pub struct ModelInfo {
     pub architecture: String,
     pub context_length: usize,
     pub vocab_size: usize,
+    /// The base model's shapes, which adapters are validated against.
+    pub config: crate::config::ModelConfig,
 }
 
 /// A snapshot of the engine's load, for metrics and admission decisions in the gateway.

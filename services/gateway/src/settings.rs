@@ -64,6 +64,7 @@ pub struct Settings {
     pub model: ModelSettings,
     pub auth: AuthSettings,
     pub log: LogSettings,
+    pub adapters: crate::inference::adapters::AdapterSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -271,6 +272,9 @@ impl Settings {
                 "issuer and audience must not be empty",
             ));
         }
+        self.adapters
+            .validate()
+            .map_err(|(field, reason)| invalid(field, reason))?;
         if self
             .model
             .served_name

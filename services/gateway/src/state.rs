@@ -36,6 +36,7 @@ struct Inner {
     store: Option<Store>,
     audit: Option<crate::audit::AuditLog>,
     policies: Arc<crate::inference::policy::PolicyRuntime>,
+    adapters: crate::inference::adapters::AdapterRuntime,
     draining: AtomicBool,
 }
 
@@ -98,6 +99,7 @@ impl AppStateBuilder {
     pub fn build(self) -> AppState {
         AppState {
             inner: Arc::new(Inner {
+                adapters: crate::inference::adapters::AdapterRuntime::new(&self.settings.adapters, &self.settings.database.data_dir),
                 settings: self.settings,
                 model: self.model,
                 authenticator: self.authenticator,
@@ -163,6 +165,11 @@ impl AppState {
     /// The platform baseline and the tenants' compiled content policies.
     pub fn policies(&self) -> &crate::inference::policy::PolicyRuntime {
         &self.inner.policies
+    }
+
+    /// Adapter files and the cache of validated adapters.
+    pub fn adapters(&self) -> &crate::inference::adapters::AdapterRuntime {
+        &self.inner.adapters
     }
 
     pub fn served_model(&self) -> Option<&ServedModel> {

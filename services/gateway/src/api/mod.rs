@@ -1,6 +1,7 @@
 //! Request and response DTOs of every route, and the one OpenAPI document that describes them.
 
 pub mod audit;
+pub mod adapters;
 pub mod error;
 pub mod health;
 pub mod openai;
@@ -68,6 +69,14 @@ Every error has the body `{"error": {"code", "message", "field"?, "request_id"?}
         crate::routes::policies::get_policy,
         crate::routes::policies::activate_policy,
         crate::routes::policies::dry_run,
+        crate::routes::adapters::upload_adapter,
+        crate::routes::adapters::list_adapters,
+        crate::routes::adapters::get_adapter,
+        crate::routes::adapters::delete_adapter,
+        crate::routes::adapters::get_version,
+        crate::routes::adapters::delete_version,
+        crate::routes::adapters::set_alias,
+        crate::routes::adapters::delete_alias,
     ),
     components(schemas(ErrorResponse)),
     modifiers(&SecurityAndErrors),
@@ -80,6 +89,7 @@ Every error has the body `{"error": {"code", "message", "field"?, "request_id"?}
         (name = "api-keys", description = "A tenant's API keys"),
         (name = "audit", description = "The audit trail: every API call, hash-chained per tenant; signed exports"),
         (name = "policies", description = "A tenant's content policy: versions, activation, dry runs"),
+        (name = "adapters", description = "A tenant's LoRA adapters: upload, versions, aliases"),
     ),
 )]
 pub struct ApiDoc;

@@ -1,6 +1,7 @@
 //! The OpenAI-compatible inference path: request DTO → validated engine request → engine →
 //! whole response or SSE stream. Handlers in `routes/` only parse, call [`generate`] and answer.
 
+pub mod adapters;
 pub mod convert;
 pub mod policy;
 pub mod respond;
@@ -98,7 +99,8 @@ pub async fn generate(
     plan: ResponsePlan,
     shape: ChunkShape,
 ) -> Result<HttpResponse, ApiError> {
-    let (engine, model_id) = resolve_model(state, &plan.model)?;
+    let resolved = adapters::resolve(state, ctx, &plan.model).await?;
+    let (engine, model_id) = (&resolved.engine, resolved.id.as_str());
     let content_policy = state
         .policies()
         .active(state.store().ok(), &ctx.tenant_id)
@@ -110,7 +112,7 @@ pub async fn generate(
         engine.tokenizer(),
         &trail,
     )?;
-    let prepared = engine.prepare(generate)?;
+    let prepared = adapters::attach(engine.prepare(generate)?, resolved.adapter.as_ref())?;
     let accounting = match state.store() {
         Ok(store) => {
             let key = ctx.principal().api_key_id();

@@ -2,6 +2,7 @@
 
 use actix_web::web;
 
+pub mod adapters;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
@@ -28,4 +29,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     api_keys::configure(cfg);
     audit::configure(cfg);
     policies::configure(cfg);
+    adapters::configure(cfg);
 }

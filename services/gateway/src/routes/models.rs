@@ -14,7 +14,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/v1/models").route(web::get().to(list_models)));
 }
 
-/// The base model (tenant adapters join this list when they exist).
+/// The base model (also accepted as `base`), then the caller's tenant's adapters: `name` (its
+/// `prod` alias), `name@<alias>` and `name@v<n>`. Other tenants' adapters are never listed.
 #[utoipa::path(
     get,
     path = "/v1/models",
@@ -27,7 +28,7 @@ pub async fn list_models(
     ctx: TenantContext,
 ) -> Result<Reply<ModelList>, ApiError> {
     ctx.require(Scope::Inference)?;
-    let data = state
+    let mut data: Vec<Model> = state
         .served_model()
         .map(|m| Model {
             id: m.id.clone(),
@@ -37,6 +38,7 @@ pub async fn list_models(
         })
         .into_iter()
         .collect();
+    data.extend(crate::inference::adapters::model_entries(&state, &ctx.tenant_id).await?);
     Ok(Reply::ok(ModelList {
         object: "list".to_owned(),
         data,

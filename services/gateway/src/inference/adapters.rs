@@ -1,0 +1,491 @@
+//! Tenant LoRA adapters on the gateway side: strict validation of uploads against the served
+//! base model, the file store, and what a request's `model` resolves to.
+//!
+//! `model` is `base`, the served base id, `name` (its `prod` alias), `name@alias`, `name@v<n>` or
+//! `name@<8+ hex of the version>`. Names are looked up in the caller's tenant only, so another
+//! tenant's adapter is `model_not_found`, exactly like a name that does not exist. A request for
+//! an adapter never falls back to the base model: if the adapter cannot be applied, it fails.
+
+pub mod upload;
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use actix_web::http::StatusCode;
+use enclave_domain::{AdapterRef, AdapterVersion, TenantId};
+use enclave_model_core::adapters::{AdapterError, AdapterLimits, LoraAdapter, Target, load_peft};
+use enclave_model_core::config::ModelConfig;
+use enclave_model_core::engine::{Engine, PreparedRequest};
+use enclave_store::{AdapterBlobs, AdapterFiles, AdapterVersionRecord, StoreError};
+use serde::{Deserialize, Serialize};
+
+use crate::api::openai::Model;
+use crate::auth::TenantContext;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// `[adapters]` settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdapterSettings {
+    /// Where adapter files are kept; default `<database.data_dir>/adapters`.
+    pub dir: Option<PathBuf>,
+    /// Largest LoRA rank accepted (per module).
+    pub max_rank: usize,
+    /// Largest upload (whole body: files or archive).
+    pub max_upload_bytes: usize,
+    /// Validated adapters kept in the gateway's memory, in bytes of f32 factors.
+    pub cache_bytes: usize,
+}
+
+impl Default for AdapterSettings {
+    fn default() -> Self {
+        AdapterSettings {
+            dir: None,
+            max_rank: 128,
+            max_upload_bytes: 512 << 20,
+            cache_bytes: 1 << 30,
+        }
+    }
+}
+
+impl AdapterSettings {
+    pub fn validate(&self) -> Result<(), (&'static str, &'static str)> {
+        if !(1..=1024).contains(&self.max_rank) {
+            return Err(("adapters.max_rank", "must be between 1 and 1024"));
+        }
+        if !(1024..=4 << 30).contains(&self.max_upload_bytes) {
+            return Err((
+                "adapters.max_upload_bytes",
+                "must be between 1 KiB and 4 GiB",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The adapter side of the app state: the file store and a byte-bounded cache of validated
+/// adapters keyed by (tenant, version), so a request does not re-read and re-validate files.
+pub struct AdapterRuntime {
+    blobs: AdapterBlobs,
+    limits: AdapterLimits,
+    cache: Mutex<Cache>,
+}
+
+#[derive(Default)]
+struct Cache {
+    bytes: usize,
+    capacity: usize,
+    map: HashMap<(TenantId, AdapterVersion), Arc<LoraAdapter>>,
+    /// Least recently used first.
+    order: VecDeque<(TenantId, AdapterVersion)>,
+}
+
+impl Cache {
+    fn get(&mut self, key: &(TenantId, AdapterVersion)) -> Option<Arc<LoraAdapter>> {
+        let hit = self.map.get(key).cloned()?;
+        self.order.retain(|k| k != key);
+        self.order.push_back(key.clone());
+        Some(hit)
+    }
+
+    fn put(&mut self, key: (TenantId, AdapterVersion), adapter: Arc<LoraAdapter>) {
+        let size = adapter.size_bytes();
+        if size > self.capacity || self.map.contains_key(&key) {
+            return;
+        }
+        while self.bytes + size > self.capacity {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(a) = self.map.remove(&old) {
+                self.bytes -= a.size_bytes();
+            }
+        }
+        self.bytes += size;
+        self.order.push_back(key.clone());
+        self.map.insert(key, adapter);
+    }
+}
+
+impl AdapterRuntime {
+    pub fn new(settings: &AdapterSettings, data_dir: &std::path::Path) -> Self {
+        let dir = settings
+            .dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("adapters"));
+        AdapterRuntime {
+            blobs: AdapterBlobs::new(dir),
+            limits: AdapterLimits {
+                max_rank: settings.max_rank,
+                max_file_bytes: settings.max_upload_bytes,
+            },
+            cache: Mutex::new(Cache {
+                capacity: settings.cache_bytes,
+                ..Cache::default()
+            }),
+        }
+    }
+
+    pub fn blobs(&self) -> &AdapterBlobs {
+        &self.blobs
+    }
+
+    pub fn limits(&self) -> AdapterLimits {
+        self.limits
+    }
+
+    fn cached(&self, key: &(TenantId, AdapterVersion)) -> Option<Arc<LoraAdapter>> {
+        self.cache.lock().ok()?.get(key)
+    }
+
+    fn remember(&self, key: (TenantId, AdapterVersion), adapter: Arc<LoraAdapter>) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.put(key, adapter);
+        }
+    }
+
+    /// Drops a deleted version from the cache.
+    pub fn forget(&self, tenant: &TenantId, version: &AdapterVersion) {
+        if let Ok(mut cache) = self.cache.lock() {
+            let key = (*tenant, version.clone());
+            if let Some(a) = cache.map.remove(&key) {
+                cache.bytes -= a.size_bytes();
+                cache.order.retain(|k| *k != key);
+            }
+        }
+    }
+}
+
+/// An adapter that passed validation, with what the store records about it.
+pub struct ValidatedAdapter {
+    pub adapter: LoraAdapter,
+    pub targets: Vec<String>,
+    pub declared_base: Option<String>,
+}
+
+/// Strict validation against the served base: the specific code of each refusal, naming the
+/// tensor or field. Runs model-core's PEFT loader (the same one serving uses), after a check that
+/// the tensors are laid out for this base at all (architecture, hidden size).
+pub fn validate(
+    files: &AdapterFiles,
+    base: &ModelConfig,
+    limits: &AdapterLimits,
+) -> Result<ValidatedAdapter, ApiError> {
+    check_embedding_targets(&files.config)?;
+    check_base_layout(&files.weights, base)?;
+    let adapter = load_peft(&files.config, &files.weights, base, limits).map_err(adapter_error)?;
+    let mut targets: Vec<Target> = adapter
+        .layers
+        .iter()
+        .flat_map(|m| m.keys().copied())
+        .collect();
+    targets.sort();
+    targets.dedup();
+    let declared_base = serde_json::from_slice::<serde_json::Value>(&files.config)
+        .ok()
+        .and_then(|v| {
+            v.get("base_model_name_or_path")?
+                .as_str()
+                .map(str::to_owned)
+        })
+        .filter(|s| !s.is_empty());
+    Ok(ValidatedAdapter {
+        adapter,
+        targets: targets
+            .into_iter()
+            .map(|t| t.module_name().to_owned())
+            .collect(),
+        declared_base,
+    })
+}
+
+fn refusal(code: &'static str, message: String, field: Option<String>) -> ApiError {
+    ApiError::invalid(code, message, field)
+}
+
+/// Embedding / lm_head LoRA (PEFT's `lora_embedding_A/B`) is not applied by the engine: refused
+/// under its own code rather than as an unknown module.
+fn check_embedding_targets(config: &[u8]) -> Result<(), ApiError> {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(config) else {
+        return Ok(());
+    };
+    let listed = v
+        .get("target_modules")
+        .and_then(|t| t.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.as_str());
+    for module in listed {
+        if matches!(
+            module,
+            "embed_tokens" | "lm_head" | "wte" | "embed_in" | "embed_out"
+        ) {
+            return Err(refusal(
+                "adapter_embedding_target_unsupported",
+                format!(
+                    "target module {module} (embedding / output head) is not supported; only the attention and MLP projections are"
+                ),
+                Some("target_modules".to_owned()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Tensors laid out for another architecture (GPT-2's `transformer.h.N`, ...) or another hidden
+/// size are a base mismatch, said as such rather than as one odd tensor among many.
+fn check_base_layout(weights: &[u8], base: &ModelConfig) -> Result<(), ApiError> {
+    let Ok(st) = safetensors::SafeTensors::deserialize(weights) else {
+        return Ok(()); // model-core names the exact fault
+    };
+    for (name, view) in st.tensors() {
+        let Some(rest) = name.strip_prefix("base_model.model.") else {
+            continue;
+        };
+        let llama_like = rest.starts_with("model.layers.")
+            || rest.starts_with("layers.")
+            || rest.starts_with("model.embed_tokens")
+            || rest.starts_with("lm_head");
+        if !llama_like
+            && (rest.contains(".h.") || rest.contains("gpt_neox") || rest.contains("transformer."))
+        {
+            return Err(refusal(
+                "adapter_base_mismatch",
+                format!(
+                    "tensor {name} belongs to another architecture; the served base is {} ({})",
+                    base.name,
+                    base.architecture.as_str()
+                ),
+                Some(name),
+            ));
+        }
+        // lora_A of q/k/v/gate/up reads the hidden state: (rank, hidden).
+        let reads_hidden = ["q_proj", "k_proj", "v_proj", "gate_proj", "up_proj"]
+            .iter()
+            .any(|m| rest.contains(&format!(".{m}.lora_A")));
+        if reads_hidden && view.shape().len() == 2 && !view.shape().contains(&base.hidden_size) {
+            return Err(refusal(
+                "adapter_base_mismatch",
+                format!(
+                    "tensor {name} has shape {:?}: trained for a hidden size other than the served base's {} ({})",
+                    view.shape(),
+                    base.hidden_size,
+                    base.name
+                ),
+                Some(name),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// model-core's refusal as an API error; features refused as "unsupported" get a code each.
+fn adapter_error(e: AdapterError) -> ApiError {
+    let message = e.to_string();
+    let (code, field): (&'static str, Option<String>) = match &e {
+        AdapterError::Unsupported(what) => {
+            let code = if what.starts_with("use_dora") {
+                "adapter_dora_unsupported"
+            } else if what.starts_with("modules_to_save") {
+                "adapter_modules_to_save_unsupported"
+            } else if what.starts_with("bias") {
+                "adapter_bias_unsupported"
+            } else if what.starts_with("targets the embedding") {
+                "adapter_embedding_target_unsupported"
+            } else {
+                "adapter_unsupported_feature"
+            };
+            (code, Some("adapter_config.json".to_owned()))
+        }
+        AdapterError::Shape {
+            tensor,
+            expected,
+            actual,
+        } => {
+            // A transposed factor is the signature of a wrong `fan_in_fan_out` flag.
+            let transposed = expected.len() == 2
+                && actual.len() == 2
+                && expected[0] == actual[1]
+                && expected[1] == actual[0];
+            (
+                if transposed {
+                    "adapter_fan_in_fan_out_mismatch"
+                } else {
+                    e.code()
+                },
+                Some(tensor.clone()),
+            )
+        }
+        AdapterError::MissingTensor(t) | AdapterError::UnexpectedTensor(t) => {
+            (e.code(), Some(t.clone()))
+        }
+        AdapterError::Dtype { tensor, .. } | AdapterError::NonFinite { tensor, .. } => {
+            (e.code(), Some(tensor.clone()))
+        }
+        AdapterError::UnknownTarget(_) => (e.code(), Some("target_modules".to_owned())),
+        AdapterError::RankOutOfRange { .. } => (e.code(), Some("r".to_owned())),
+        AdapterError::TooLarge { .. } => {
+            return ApiError::Status {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                code: "adapter_too_large",
+                message,
+            };
+        }
+        AdapterError::InvalidWeights(_) => (e.code(), Some("adapter_model.safetensors".to_owned())),
+        _ => (e.code(), Some("adapter_config.json".to_owned())),
+    };
+    refusal(code, message, field)
+}
+
+/// What a request's `model` resolved to.
+pub struct ResolvedModel {
+    pub engine: Engine,
+    /// Echoed in responses: the base id, or the adapter reference as requested.
+    pub id: String,
+    pub adapter: Option<ResolvedAdapter>,
+}
+
+/// A tenant's adapter version, validated and ready to hand to the engine.
+pub struct ResolvedAdapter {
+    pub tenant: TenantId,
+    pub record: AdapterVersionRecord,
+    pub lora: Arc<LoraAdapter>,
+}
+
+fn model_not_found(requested: &str) -> ApiError {
+    ApiError::Status {
+        status: StatusCode::NOT_FOUND,
+        code: "model_not_found",
+        message: format!(
+            "model {:?} does not exist; see GET /v1/models",
+            requested.chars().take(100).collect::<String>()
+        ),
+    }
+}
+
+/// Resolves `model` for the caller's tenant: the base model, or one of the tenant's adapters
+/// (read from the file store and validated again on first use, then cached).
+pub async fn resolve(
+    state: &AppState,
+    ctx: &TenantContext,
+    requested: &str,
+) -> Result<ResolvedModel, ApiError> {
+    let served = state.served_model().ok_or_else(|| ApiError::Unavailable {
+        code: "model_not_loaded",
+        message: "no model is loaded on this server".to_owned(),
+        retry_after_secs: None,
+    })?;
+    if requested == served.id || requested == "base" {
+        return Ok(ResolvedModel {
+            engine: served.engine.clone(),
+            id: served.id.clone(),
+            adapter: None,
+        });
+    }
+    let reference = AdapterRef::parse(requested).map_err(|_| model_not_found(requested))?;
+    let store = state.store().map_err(|_| model_not_found(requested))?;
+    let record = match store.adapters().resolve(&ctx.tenant_id, &reference).await {
+        Ok(r) => r,
+        Err(StoreError::NotFound { .. }) => return Err(model_not_found(requested)),
+        Err(e) => return Err(e.into()),
+    };
+    let runtime = state.adapters();
+    let key = (ctx.tenant_id, record.version.clone());
+    let lora = match runtime.cached(&key) {
+        Some(hit) => hit,
+        None => {
+            let blobs = runtime.blobs().clone();
+            let (base, limits, tenant, version) = (
+                served.engine.info().config.clone(),
+                runtime.limits(),
+                ctx.tenant_id,
+                record.version.clone(),
+            );
+            let loaded = actix_web::web::block(move || {
+                let files = blobs.read(&tenant, &version).map_err(ApiError::internal)?;
+                // Stored versions passed validation at upload; a failure here means the files or
+                // the served base changed. Refuse rather than serve something else.
+                load_peft(&files.config, &files.weights, &base, &limits).map_err(|e| {
+                    ApiError::Conflict {
+                        code: "adapter_incompatible",
+                        message: format!(
+                            "adapter version {version} no longer fits the served base model: {e}"
+                        ),
+                        field: Some("model".to_owned()),
+                    }
+                })
+            })
+            .await
+            .map_err(ApiError::internal)??;
+            let lora = Arc::new(loaded);
+            runtime.remember(key, Arc::clone(&lora));
+            lora
+        }
+    };
+    Ok(ResolvedModel {
+        engine: served.engine.clone(),
+        id: requested.to_owned(),
+        adapter: Some(ResolvedAdapter {
+            tenant: ctx.tenant_id,
+            record,
+            lora,
+        }),
+    })
+}
+
+/// THE single call site where a resolved adapter reaches the engine. The engine API for
+/// per-request adapters is not on this build's engine yet (model-core's `PreparedRequest` has no
+/// adapter slot), so a request naming an adapter is refused with 503 `adapter_serving_unavailable`
+/// instead of being answered by the bare base model. When the engine takes adapters, this is the
+/// one function to change: attach `adapter.lora` (keyed by `adapter.tenant` + version).
+pub fn attach(
+    prepared: PreparedRequest,
+    adapter: Option<&ResolvedAdapter>,
+) -> Result<PreparedRequest, ApiError> {
+    match adapter {
+        None => Ok(prepared),
+        Some(a) => Err(ApiError::Unavailable {
+            code: "adapter_serving_unavailable",
+            message: format!(
+                "adapter {}@v{} is valid, but this server's engine cannot apply adapters yet; the request is refused rather than answered by the base model",
+                a.record.name, a.record.number
+            ),
+            retry_after_secs: None,
+        }),
+    }
+}
+
+/// The `/v1/models` entries of the caller's adapters: `name` (when it has a `prod` alias),
+/// `name@<alias>` for each alias and `name@v<n>` for each version.
+pub async fn model_entries(state: &AppState, tenant: &TenantId) -> Result<Vec<Model>, ApiError> {
+    let Ok(store) = state.store() else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for adapter in store.adapters().list(tenant).await? {
+        for v in &adapter.versions {
+            let created = v.created_at.timestamp();
+            let entry = |id: String| Model {
+                id,
+                object: "model".to_owned(),
+                created,
+                owned_by: "tenant".to_owned(),
+            };
+            if v.aliases
+                .iter()
+                .any(|a| a.as_str() == enclave_domain::DEFAULT_ALIAS)
+            {
+                out.push(entry(adapter.name.to_string()));
+            }
+            out.extend(
+                v.aliases
+                    .iter()
+                    .map(|a| entry(format!("{}@{a}", adapter.name))),
+            );
+            out.push(entry(format!("{}@v{}", adapter.name, v.number)));
+        }
+    }
+    Ok(out)
+}
