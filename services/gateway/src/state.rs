@@ -99,7 +99,10 @@ impl AppStateBuilder {
     pub fn build(self) -> AppState {
         AppState {
             inner: Arc::new(Inner {
-                adapters: crate::inference::adapters::AdapterRuntime::new(&self.settings.adapters, &self.settings.database.data_dir),
+                adapters: crate::inference::adapters::AdapterRuntime::new(
+                    &self.settings.adapters,
+                    &self.settings.database.data_dir,
+                ),
                 settings: self.settings,
                 model: self.model,
                 authenticator: self.authenticator,

@@ -1,7 +1,7 @@
 //! Request and response DTOs of every route, and the one OpenAPI document that describes them.
 
-pub mod audit;
 pub mod adapters;
+pub mod audit;
 pub mod error;
 pub mod health;
 pub mod openai;

@@ -1,7 +1,7 @@
 //! The gateway's one integration binary: a real server on port 0 per test.
 
-mod audit;
 mod adapters;
+mod audit;
 mod auth_attacks;
 mod framework;
 mod inference;

@@ -172,7 +172,10 @@ pub fn test_settings() -> Settings {
     settings.server.bind = "127.0.0.1:0".parse().expect("addr");
     settings.server.workers = 2;
     settings.server.shutdown_timeout_secs = 30;
-    settings.adapters.dir = Some(std::env::temp_dir().join(format!("enclave-test-adapters-{}", uuid::Uuid::new_v4().simple())));
+    settings.adapters.dir = Some(std::env::temp_dir().join(format!(
+        "enclave-test-adapters-{}",
+        uuid::Uuid::new_v4().simple()
+    )));
     settings
 }
 
