@@ -6,6 +6,7 @@
 
 mod support;
 
+mod audit;
 mod auth_and_keys;
 mod chat;
 mod fuzz;

@@ -1,0 +1,149 @@
+//! The audit trail under failure: the real server killed with SIGKILL mid-load and restarted
+//! loses no record of an answer any client received, and every chain still verifies.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use enclave_tests::server::temp_data_dir;
+use enclave_tests::{Api, EnclaveServer, TenantFixture};
+
+use crate::support::{BIN, spawn_app_with};
+
+/// Request ids of `tenant` whose audit records are final (single / completed / aborted), read
+/// page by page through `GET /v1/audit/events` as a platform admin.
+async fn recorded_request_ids(api: &Api, admin: &str, tenant: &str) -> HashSet<String> {
+    let http = reqwest::Client::new();
+    let mut ids = HashSet::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = api.url(&format!("/v1/audit/events?tenant={tenant}&limit=500"));
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let page: Value = http
+            .get(url)
+            .bearer_auth(admin)
+            .send()
+            .await
+            .expect("events")
+            .json()
+            .await
+            .expect("json");
+        for e in page["data"].as_array().expect("data") {
+            if e["record"]["phase"] != "started"
+                && let Some(id) = e["record"]["request_id"].as_str()
+            {
+                ids.insert(id.to_owned());
+            }
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return ids,
+        }
+    }
+}
+
+/// `enclave audit verify` over every chain: exit 0 when all verify.
+fn verify_all(owner_url: &str) -> std::process::Output {
+    std::process::Command::new(BIN)
+        .args(["audit", "verify"])
+        .env("DATABASE_URL", owner_url)
+        .output()
+        .expect("enclave audit verify")
+}
+
+/// Clients that send `GET /v1/models` and small chat completions until stopped; the ids of the
+/// requests they got a complete answer for (any status) are "acknowledged".
+fn load(
+    api: &Api,
+    key: &str,
+    clients: usize,
+) -> (Arc<Mutex<Vec<String>>>, Vec<tokio::task::JoinHandle<()>>) {
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (http, acked, key) = (reqwest::Client::new(), acked.clone(), key.to_owned());
+        let (models, chat) = (api.url("/v1/models"), api.url("/v1/chat/completions"));
+        tasks.push(tokio::spawn(async move {
+            for i in 0.. {
+                let id = uuid::Uuid::now_v7().to_string();
+                let rb = if (c + i) % 4 == 0 {
+                    http.post(&chat)
+                        .json(&json!({"model": "base", "max_tokens": 2,
+                        "messages": [{"role": "user", "content": "Hi"}]}))
+                } else {
+                    http.get(&models)
+                };
+                let Ok(res) = rb
+                    .bearer_auth(&key)
+                    .header("x-request-id", &id)
+                    .send()
+                    .await
+                else {
+                    return;
+                };
+                if res.bytes().await.is_ok() {
+                    acked.lock().expect("lock").push(id);
+                }
+            }
+        }));
+    }
+    (acked, tasks)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_load_loses_no_acknowledged_record() {
+    let dir = temp_data_dir().unwrap();
+    let data = dir.path().to_owned();
+    let mut app = spawn_app_with(|o| o.data_dir(&data)).await;
+    let owner_url = app.db.urls().owner.clone();
+    let fixture = TenantFixture::create(&app.api, &app.platform_admin)
+        .await
+        .unwrap();
+
+    let (acked, tasks) = load(&app.api, &fixture.api_key, 16);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let pid = libc::pid_t::try_from(app.server.pid().expect("running")).expect("pid");
+    // SAFETY: kill(2) on the child the harness spawned and has not reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    for t in tasks {
+        let _ = t.await;
+    }
+    let _ = app.server.wait_exit(Duration::from_secs(30)).await;
+    let acked: Vec<String> = acked.lock().expect("lock").clone();
+    assert!(
+        acked.len() > 10,
+        "the load produced too little to test: {}",
+        acked.len()
+    );
+
+    // Restart on the same data directory (spool) and database: the spool is replayed.
+    let restarted = EnclaveServer::start(
+        crate::support::options()
+            .data_dir(&data)
+            .database_url(owner_url.clone()),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let api = Api::new(restarted.base_url()).expect("client");
+    let recorded = recorded_request_ids(&api, &app.platform_admin, &fixture.tenant_id).await;
+    let lost: Vec<&String> = acked.iter().filter(|id| !recorded.contains(*id)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged requests have no record: {:?}",
+        lost.len(),
+        acked.len(),
+        &lost[..lost.len().min(5)]
+    );
+    let out = verify_all(&owner_url);
+    assert!(
+        out.status.success(),
+        "chains do not verify:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(restarted);
+}
