@@ -8,7 +8,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use enclave_tests::server::temp_data_dir;
-use enclave_tests::{Api, EnclaveServer, TenantFixture};
+use enclave_tests::api::TenantFixture;
+use enclave_tests::{Api, EnclaveServer};
 
 use crate::support::{BIN, spawn_app_with};
 
