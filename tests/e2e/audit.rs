@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use enclave_tests::server::temp_data_dir;
 use enclave_tests::api::TenantFixture;
+use enclave_tests::server::temp_data_dir;
 use enclave_tests::{Api, EnclaveServer};
 
 use crate::support::{BIN, spawn_app_with};
@@ -147,4 +147,101 @@ async fn sigkill_mid_load_loses_no_acknowledged_record() {
         String::from_utf8_lossy(&out.stderr)
     );
     drop(restarted);
+}
+
+/// Request ids with a final record in `tenant`'s chain and in the platform chain (calls refused
+/// before authentication, e.g. while the database was down, are recorded there).
+async fn recorded_anywhere(api: &Api, admin: &str, tenant: &str) -> HashSet<String> {
+    let mut ids = recorded_request_ids(api, admin, tenant).await;
+    ids.extend(recorded_request_ids(api, admin, "00000000-0000-0000-0000-000000000000").await);
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_under_load_loses_no_record() {
+    use enclave_store::{EmbeddedOptions, EmbeddedPostgres};
+    let dir = temp_data_dir().unwrap();
+    let mut pg_opts = EmbeddedOptions::new(dir.path().join("pg"));
+    pg_opts.port = 20_000 + u16::try_from(std::process::id() % 5000).expect("port");
+    let mut pg = EmbeddedPostgres::start(pg_opts.clone())
+        .await
+        .expect("cluster");
+    let owner_url = pg.urls().owner;
+    let url = owner_url.clone();
+    let (email, password) = ("root@outage.example.com", "outage admin password 1");
+    tokio::task::spawn_blocking(move || {
+        enclave_tests::bootstrap::create_platform_admin(
+            BIN.as_ref(),
+            enclave_tests::bootstrap::Database::Url(&url),
+            email,
+            password,
+        )
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let server = EnclaveServer::start(
+        crate::support::options()
+            .data_dir(dir.path().join("serve"))
+            .database_url(owner_url.clone()),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let api = Api::new(server.base_url()).unwrap();
+    let admin = api.login(email, password, None).await.unwrap().access_token;
+    let fixture = TenantFixture::create(&api, &admin).await.unwrap();
+
+    let (acked, tasks) = load(&api, &fixture.api_key, 8);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = acked.lock().expect("lock").len();
+    pg.stop().expect("stop postgres");
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let during: usize = acked.lock().expect("lock").len();
+    let _pg = EmbeddedPostgres::start(pg_opts)
+        .await
+        .expect("cluster back");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for t in &tasks {
+        t.abort();
+    }
+    let acked: Vec<String> = acked.lock().expect("lock").clone();
+    // Answered while PostgreSQL was down: their records could only go to the spool.
+    assert!(
+        during > before,
+        "no answer during the outage ({before} before it)"
+    );
+    eprintln!(
+        "outage test: {before} answers before, {} during, {} in all",
+        during - before,
+        acked.len()
+    );
+    // The spool is replayed once the database is back: wait (bounded) for every record.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let lost = loop {
+        let recorded = recorded_anywhere(&api, &admin, &fixture.tenant_id).await;
+        let lost: Vec<String> = acked
+            .iter()
+            .filter(|id| !recorded.contains(*id))
+            .cloned()
+            .collect();
+        if lost.is_empty() || tokio::time::Instant::now() > deadline {
+            break lost;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(
+        lost.is_empty(),
+        "{} of {} answered requests have no record: {:?}\n{}",
+        lost.len(),
+        acked.len(),
+        &lost[..lost.len().min(5)],
+        server.logs()
+    );
+    let out = verify_all(&owner_url);
+    assert!(
+        out.status.success(),
+        "chains do not verify:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
