@@ -69,6 +69,7 @@ impl Policy {
                 name: c.name.clone(),
                 action: c.action,
                 mask: c.mask.clone(),
+                scope: c.scope,
             })
             .collect();
         let seps = SeparatorSet::new(
@@ -161,6 +162,18 @@ impl Policy {
             .map(|c| c.action)
     }
 
+    /// The text a whole-text match of `category` (a detector's) is masked to, per the category's
+    /// mask style; `None` if the policy has no such category.
+    pub fn mask_whole(&self, category: &str, original: &str) -> Option<String> {
+        let info = self
+            .categories
+            .iter()
+            .find(|c| c.name.as_str() == category)?;
+        let mut out = String::new();
+        crate::engine::mask_into(&mut out, &info.mask, category, original);
+        Some(out)
+    }
+
     /// Distinct normalised words in the larger of the two scopes.
     pub fn word_count(&self) -> usize {
         self.word_count
@@ -185,12 +198,9 @@ impl Policy {
             let Some(info) = self.categories.iter().find(|c| c.name.as_str() == d.label) else {
                 continue;
             };
-            let in_scope = self
-                .matcher(scope)
-                .categories
-                .iter()
-                .any(|c| c.name == info.name);
-            if in_scope {
+            // The matchers share one category table for both scopes: the category's own scope
+            // set decides.
+            if info.scope.contains(scope) {
                 out.push(Match {
                     category: info.name.clone(),
                     rule: RuleId::Detector(Arc::from(detector.name.as_str())),
@@ -201,5 +211,38 @@ impl Policy {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Detection;
+
+    #[test]
+    fn detector_matches_respect_the_category_scope() {
+        let doc = PolicyDocument::parse_toml(
+            "[[category]]\nname = \"abuse\"\naction = \"mask\"\nscope = \"output\"\nmask = \"label\"\n\n\
+             [[detector]]\nname = \"d\"\nkind = \"classifier\"\nmodel = \"m\"\ncategories = [\"abuse\"]\n",
+        )
+        .expect("valid");
+        let policy = Policy::compile(&doc, &Limits::default()).expect("compiles");
+        let hit = [Detection {
+            label: "abuse".into(),
+            score: 0.9,
+        }];
+        let spec = &policy.detectors()[0];
+        assert!(
+            policy
+                .detection_matches("x", spec, &hit, Scope::Input)
+                .is_empty()
+        );
+        let out = policy.detection_matches("x", spec, &hit, Scope::Output);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].span, 0..1);
+        assert_eq!(
+            policy.mask_whole("abuse", "x").as_deref(),
+            Some("[REDACTED:abuse]")
+        );
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod adapters;
 pub mod audit;
+pub mod classifiers;
 pub mod error;
 pub mod health;
 pub mod openai;
@@ -77,6 +78,10 @@ Every error has the body `{"error": {"code", "message", "field"?, "request_id"?}
         crate::routes::adapters::delete_version,
         crate::routes::adapters::set_alias,
         crate::routes::adapters::delete_alias,
+        crate::routes::classifiers::create_classifier,
+        crate::routes::classifiers::list_classifiers,
+        crate::routes::classifiers::get_classifier,
+        crate::routes::classifiers::classify,
     ),
     components(schemas(ErrorResponse)),
     modifiers(&SecurityAndErrors),
@@ -90,6 +95,7 @@ Every error has the body `{"error": {"code", "message", "field"?, "request_id"?}
         (name = "audit", description = "The audit trail: every API call, hash-chained per tenant; signed exports"),
         (name = "policies", description = "A tenant's content policy: versions, activation, dry runs"),
         (name = "adapters", description = "A tenant's LoRA adapters: upload, versions, aliases"),
+        (name = "classifiers", description = "A tenant's trained classifiers for policy detectors: training with held-out metrics, versions, dry runs"),
     ),
 )]
 pub struct ApiDoc;

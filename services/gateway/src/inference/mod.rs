@@ -107,7 +107,7 @@ pub async fn generate(
         .await?;
     let trail = policy::SharedTrail::attach(req, content_policy.version);
     generate.prompt = policy::check_input(
-        &content_policy.policy,
+        &content_policy,
         generate.prompt,
         engine.tokenizer(),
         &trail,
@@ -151,7 +151,7 @@ pub async fn generate(
             .record_completion(done.usage.completion_tokens)
             .await;
     }
-    let stopped = policy::police_completed(&content_policy.policy, &mut done, &trail);
+    let stopped = policy::police_completed(&content_policy, &mut done, &trail);
     let tokenizer = engine.tokenizer();
     let mut res = match shape {
         ChunkShape::Chat => {

@@ -12,9 +12,14 @@
 //!   `finish_reason: "content_filter"`. Whole (non-streamed) answers go through
 //!   [`Policy::apply`], which the policy crate guarantees equals the streamed result for every
 //!   chunking.
+//! * Classifier detectors ([`classifier`]) judge whole texts: on input like the word lists; on
+//!   output the whole answer is held back until it is complete when the policy has a classifier
+//!   detector for an output category (a whole-text verdict cannot be reached earlier without
+//!   leaking), so streamed and whole answers still agree.
 //! * Every decision (scope, field, category, rule, action, span) is collected in a
 //!   [`PolicyTrail`] attached to the request's extensions, for the audit record.
 
+pub mod classifier;
 pub mod judge;
 pub mod trail;
 
@@ -35,6 +40,7 @@ use enclave_store::{PolicyFormat, Store};
 
 use crate::error::ApiError;
 use crate::inference::respond::Completed;
+use classifier::{BoundDetectors, ClassifierCache};
 pub use trail::{PolicyDecision, PolicyTrail, SharedTrail};
 
 /// The platform baseline, shipped with the binary (`policies/` in the repository).
@@ -52,14 +58,19 @@ pub const CONTENT_FILTER: &str = "content_filter";
 pub struct ActivePolicy {
     pub version: Option<u32>,
     pub policy: Arc<Policy>,
+    /// The policy's classifier detectors, bound to the tenant's stored classifiers.
+    pub detectors: Arc<BoundDetectors>,
 }
+
+type Compiled = (u32, Arc<Policy>, Arc<BoundDetectors>);
 
 /// Baseline and compiled tenant policies; one per server (cheap to share).
 pub struct PolicyRuntime {
     baseline: PolicyDocument,
     baseline_policy: Arc<Policy>,
     limits: Limits,
-    cache: Mutex<HashMap<TenantId, (u32, Arc<Policy>)>>,
+    cache: Mutex<HashMap<TenantId, Compiled>>,
+    classifiers: ClassifierCache,
 }
 
 impl std::fmt::Debug for PolicyRuntime {
@@ -79,6 +90,7 @@ impl PolicyRuntime {
             baseline_policy,
             limits,
             cache: Mutex::new(HashMap::new()),
+            classifiers: ClassifierCache::default(),
         })
     }
 
@@ -98,7 +110,33 @@ impl PolicyRuntime {
         ActivePolicy {
             version: None,
             policy: self.baseline_policy.clone(),
+            detectors: Arc::default(),
         }
+    }
+
+    /// Parsed models of the tenants' stored classifiers.
+    pub fn classifiers(&self) -> &ClassifierCache {
+        &self.classifiers
+    }
+
+    /// Drops the tenant's compiled policy, so the next request binds its classifier references
+    /// again (after a new classifier version, an unversioned reference means the new one).
+    pub fn forget(&self, tenant: &TenantId) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.remove(tenant);
+        }
+    }
+
+    /// Resolves the classifier detectors of a compiled policy (see [`classifier::bind`]).
+    pub async fn bind(
+        &self,
+        store: Option<&Store>,
+        tenant: &TenantId,
+        policy: &Policy,
+    ) -> Result<Arc<BoundDetectors>, ApiError> {
+        classifier::bind(&self.classifiers, store, tenant, policy)
+            .await
+            .map(Arc::new)
     }
 
     /// Parses a tenant document (no word files: a tenant's lists are inline).
@@ -150,10 +188,11 @@ impl PolicyRuntime {
         tenant: &TenantId,
         version: u32,
     ) -> Result<ActivePolicy, ApiError> {
-        if let Some(policy) = self.cached(tenant, version) {
+        if let Some((policy, detectors)) = self.cached(tenant, version) {
             return Ok(ActivePolicy {
                 version: Some(version),
                 policy,
+                detectors,
             });
         }
         let stored = store.policies().get(tenant, version).await?;
@@ -163,21 +202,32 @@ impl PolicyRuntime {
             // Stored versions were validated when created; failing now is the server's fault
             // (e.g. a baseline change that now collides with the tenant's categories).
             .map_err(ApiError::internal)?;
+        // References were checked when the version was created and classifier versions are
+        // never deleted, so this resolves; an unversioned one takes the newest version.
+        let detectors = self
+            .bind(Some(store), tenant, &policy)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
         if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(*tenant, (version, policy.clone()));
+            cache.insert(*tenant, (version, policy.clone(), detectors.clone()));
         }
         Ok(ActivePolicy {
             version: Some(version),
             policy,
+            detectors,
         })
     }
 
-    fn cached(&self, tenant: &TenantId, version: u32) -> Option<Arc<Policy>> {
+    fn cached(
+        &self,
+        tenant: &TenantId,
+        version: u32,
+    ) -> Option<(Arc<Policy>, Arc<BoundDetectors>)> {
         let cache = self.cache.lock().ok()?;
         cache
             .get(tenant)
-            .filter(|(v, _)| *v == version)
-            .map(|(_, p)| p.clone())
+            .filter(|(v, _, _)| *v == version)
+            .map(|(_, p, d)| (p.clone(), d.clone()))
     }
 }
 
@@ -207,11 +257,12 @@ fn input_blocked(field: &str, m: &Match) -> ApiError {
 /// Checks (and masks) every prompt text before the engine sees it. Token prompts are decoded
 /// to be checked; if a mask applies, the masked text replaces them.
 pub fn check_input(
-    policy: &Policy,
+    active: &ActivePolicy,
     prompt: PromptInput,
     tokenizer: &Tokenizer,
     trail: &SharedTrail,
 ) -> Result<PromptInput, ApiError> {
+    let policy: &Policy = &active.policy;
     let check = |field: String, text: &str| -> Result<Option<String>, ApiError> {
         let d = policy.apply(text, Scope::Input);
         trail.record(Scope::Input, Some(field.as_str()), &d.matches);
@@ -223,7 +274,11 @@ pub fn check_input(
             trail.block(Scope::Input, Some(field.as_str()), block);
             return Err(input_blocked(&field, block));
         }
-        Ok((d.text != text).then_some(d.text))
+        match detector_verdict(active, text, Scope::Input, trail, Some(field.as_str())) {
+            Verdict::Block(m) => Err(input_blocked(&field, &m)),
+            Verdict::Mask(masked) => Ok(Some(masked)),
+            Verdict::Pass => Ok((d.text != text).then_some(d.text)),
+        }
     };
     Ok(match prompt {
         PromptInput::Text(text) => match check("prompt".to_owned(), &text)? {
@@ -271,17 +326,69 @@ pub fn check_output(policy: &Policy, text: &str, trail: &SharedTrail) -> Decisio
 /// The non-streamed path: masks the whole answer (cut before a blocking match) in place.
 /// Returns why it was stopped, if it was.
 pub fn police_completed(
-    policy: &Policy,
+    active: &ActivePolicy,
     done: &mut Completed,
     trail: &SharedTrail,
 ) -> Option<Stopped> {
-    let d = check_output(policy, &done.text, trail);
+    let d = check_output(&active.policy, &done.text, trail);
+    let Some(block) = d.blocked else {
+        // Same order as the stream: classifiers judge the whole answer once words passed.
+        match detector_verdict(active, &done.text, Scope::Output, trail, None) {
+            Verdict::Block(m) => {
+                done.text = String::new();
+                return Some(Stopped {
+                    category: m.category.to_string(),
+                    action: "block",
+                });
+            }
+            Verdict::Mask(masked) => done.text = masked,
+            Verdict::Pass => done.text = d.text,
+        }
+        return None;
+    };
     done.text = d.text;
-    let block = d.blocked?;
     Some(Stopped {
         category: block.category.to_string(),
         action: "block",
     })
+}
+
+/// What the classifier detectors decided about a whole text.
+enum Verdict {
+    /// A `block` category: the match that blocks.
+    Block(Match),
+    /// A `mask` category: the whole text, masked.
+    Mask(String),
+    Pass,
+}
+
+/// Runs the bound classifier detectors over a whole text and records what they found.
+fn detector_verdict(
+    active: &ActivePolicy,
+    text: &str,
+    scope: Scope,
+    trail: &SharedTrail,
+    field: Option<&str>,
+) -> Verdict {
+    if active.detectors.is_empty() {
+        return Verdict::Pass;
+    }
+    let matches = active.detectors.check(&active.policy, text, scope);
+    trail.record(scope, field, &matches);
+    // `check` sorts the strongest action first.
+    match matches.into_iter().next() {
+        Some(m) if m.action == enclave_policy::Action::Block => {
+            trail.block(scope, field, &m);
+            Verdict::Block(m)
+        }
+        Some(m) if m.action == enclave_policy::Action::Mask => Verdict::Mask(
+            active
+                .policy
+                .mask_whole(m.category.as_str(), text)
+                .unwrap_or_default(),
+        ),
+        _ => Verdict::Pass,
+    }
 }
 
 /// Header naming the category that stopped a whole (non-streamed) answer.
@@ -336,6 +443,18 @@ pub struct PolicedStream {
     filter: Option<StreamFilter>,
     trail: SharedTrail,
     completion_tokens: u32,
+    active: ActivePolicy,
+    /// Set when a classifier judges the whole answer: nothing is released before it has.
+    hold: Option<Held>,
+}
+
+/// An answer held back for a whole-text verdict.
+#[derive(Default)]
+struct Held {
+    /// As generated (what the classifier reads).
+    raw: String,
+    /// What the word filter released so far (what is sent if the classifier passes it).
+    released: String,
 }
 
 impl PolicedStream {
@@ -344,11 +463,17 @@ impl PolicedStream {
         policy: &ActivePolicy,
         trail: SharedTrail,
     ) -> PolicedStream {
+        let hold = policy
+            .detectors
+            .applies_to(&policy.policy, Scope::Output)
+            .then(Held::default);
         PolicedStream {
             inner,
             filter: Some(StreamFilter::new(policy.policy.clone())),
             trail,
             completion_tokens: 0,
+            active: policy.clone(),
+            hold,
         }
     }
 
@@ -385,6 +510,9 @@ impl PolicedStream {
         let Some(filter) = self.filter.as_mut() else {
             return Ok(String::new());
         };
+        if let Some(held) = self.hold.as_mut() {
+            held.raw.push_str(chunk);
+        }
         let mut step = filter.push(chunk);
         if last
             && step.blocked.is_none()
@@ -397,9 +525,12 @@ impl PolicedStream {
         }
         self.trail.record(Scope::Output, None, &step.decisions);
         let Some(block) = step.blocked else {
-            return Ok(step.emit);
+            return self.release(step.emit, last);
         };
         self.filter = None;
+        if let Some(held) = self.hold.take() {
+            step.emit = held.released + &step.emit;
+        }
         let stopped = match step
             .decisions
             .iter()
@@ -420,11 +551,41 @@ impl PolicedStream {
         Err(PolicedEvent::Blocked {
             text: step.emit,
             stopped,
-            usage: Usage {
-                prompt_tokens: self.inner.prompt_tokens(),
-                completion_tokens: self.completion_tokens,
-            },
+            usage: self.usage(),
         })
+    }
+
+    fn usage(&self) -> Usage {
+        Usage {
+            prompt_tokens: self.inner.prompt_tokens(),
+            completion_tokens: self.completion_tokens,
+        }
+    }
+
+    /// Passes `emit` on, or holds it until the answer is complete and the classifiers have
+    /// judged it whole (then: all of it, its mask, or a block with nothing released).
+    fn release(&mut self, emit: String, last: bool) -> Result<String, PolicedEvent> {
+        let Some(held) = self.hold.as_mut() else {
+            return Ok(emit);
+        };
+        held.released.push_str(&emit);
+        if !last {
+            return Ok(String::new());
+        }
+        let held = std::mem::take(held);
+        self.hold = None;
+        match detector_verdict(&self.active, &held.raw, Scope::Output, &self.trail, None) {
+            Verdict::Block(m) => Err(PolicedEvent::Blocked {
+                text: String::new(),
+                stopped: Stopped {
+                    category: m.category.to_string(),
+                    action: "block",
+                },
+                usage: self.usage(),
+            }),
+            Verdict::Mask(masked) => Ok(masked),
+            Verdict::Pass => Ok(held.released),
+        }
     }
 }
 

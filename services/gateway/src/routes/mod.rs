@@ -7,6 +7,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod chat;
+pub mod classifiers;
 pub mod completions;
 pub mod docs;
 pub mod health;
@@ -30,4 +31,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     audit::configure(cfg);
     policies::configure(cfg);
     adapters::configure(cfg);
+    classifiers::configure(cfg);
 }

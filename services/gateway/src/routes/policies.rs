@@ -106,11 +106,16 @@ pub async fn create_policy(
         ));
     }
     let store = state.store()?;
-    let (doc, _) = state
+    let (doc, policy) = state
         .policies()
         .compile(format, body.document.clone())
         .await
         .map_err(document_error)?;
+    // Classifier detectors must name this tenant's classifiers (422 otherwise, nothing stored).
+    state
+        .policies()
+        .bind(Some(store), &ctx.tenant_id, &policy)
+        .await?;
     let version = store
         .policies()
         .create(
@@ -252,9 +257,13 @@ pub async fn dry_run(
                 .compile(format, document)
                 .await
                 .map_err(document_error)?;
+            let detectors = runtime
+                .bind(state.store().ok(), &ctx.tenant_id, &policy)
+                .await?;
             ActivePolicy {
                 version: None,
                 policy,
+                detectors,
             }
         }
         (None, Some(version)) => {
@@ -266,14 +275,33 @@ pub async fn dry_run(
     };
     let text = body.text;
     let policy: &Policy = &active.policy;
-    let decision = policy.apply(&text, scope);
-    let matches = policy.scan(&text, scope);
-    let blocked = decision.blocked.as_ref().and_then(|b| {
+    let mut decision = policy.apply(&text, scope);
+    let mut matches = policy.scan(&text, scope);
+    let mut blocked = decision.blocked.as_ref().and_then(|b| {
         matches
             .iter()
             .find(|m| m.span == b.span && m.category == b.category)
             .map(|m| match_dto(&text, m))
     });
+    // Classifier detectors judge the whole text (strongest action first), as enforcement does.
+    let detected = active.detectors.check(policy, &text, scope);
+    if blocked.is_none()
+        && let Some(m) = detected.first()
+    {
+        match m.action {
+            enclave_policy::Action::Block => {
+                blocked = Some(match_dto(&text, m));
+                decision.text = String::new();
+            }
+            enclave_policy::Action::Mask => {
+                decision.text = policy
+                    .mask_whole(m.category.as_str(), &text)
+                    .unwrap_or_default();
+            }
+            enclave_policy::Action::Flag => {}
+        }
+    }
+    matches.extend(detected);
     Ok(Reply::ok(DryRunResult {
         version: active.version,
         scope: match scope {

@@ -3,6 +3,7 @@
 mod adapters;
 mod audit;
 mod auth_attacks;
+mod classifiers;
 mod framework;
 mod inference;
 mod isolation;

@@ -392,13 +392,13 @@ fn sse(text: &str) -> Vec<(Option<String>, String)> {
 
 /// A streamed answer: the content deltas in order, the final `finish_reason`, and the policy
 /// event (if any).
-struct Streamed {
-    deltas: Vec<String>,
-    finish: String,
-    policy: Option<Value>,
+pub(crate) struct Streamed {
+    pub(crate) deltas: Vec<String>,
+    pub(crate) finish: String,
+    pub(crate) policy: Option<Value>,
 }
 
-async fn stream_chat(app: &TestApp, key: &str, content: &str) -> Streamed {
+pub(crate) async fn stream_chat(app: &TestApp, key: &str, content: &str) -> Streamed {
     let res = call(
         app,
         Method::POST,
@@ -442,7 +442,11 @@ async fn stream_chat(app: &TestApp, key: &str, content: &str) -> Streamed {
     out
 }
 
-async fn whole_chat(app: &TestApp, key: &str, content: &str) -> (String, String, Option<String>) {
+pub(crate) async fn whole_chat(
+    app: &TestApp,
+    key: &str,
+    content: &str,
+) -> (String, String, Option<String>) {
     let res = call(
         app,
         Method::POST,

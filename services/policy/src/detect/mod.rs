@@ -26,5 +26,5 @@ mod ngram;
 
 pub use judge::{DEFAULT_JUDGE_PROMPT, JudgeParseError, JudgeSpec, parse_judge_answer};
 pub use ngram::{
-    Example, LabelReport, NgramClassifier, TrainConfig, TrainError, TrainReport, parse_jsonl,
+    Example, LabelReport, NgramClassifier, TrainConfig, TrainError, TrainReport, parse_jsonl, split,
 };

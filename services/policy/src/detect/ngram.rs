@@ -77,6 +77,17 @@ pub struct LabelReport {
     pub f1: f64,
     /// Held-out examples carrying the label.
     pub support: usize,
+    /// Held-out confusion counts at the label's threshold.
+    #[serde(default)]
+    pub true_positives: usize,
+    #[serde(default)]
+    pub false_positives: usize,
+    #[serde(default)]
+    pub false_negatives: usize,
+    /// F1 of the trivial baseline that predicts the label for every held-out example (recall 1,
+    /// precision = the label's share): a useful model scores above it.
+    #[serde(default)]
+    pub baseline_f1: f64,
 }
 
 /// Training outcome: the model and its held-out evaluation.
@@ -145,9 +156,7 @@ impl NgramClassifier {
         if labels.is_empty() {
             return Err(TrainError::NoLabels);
         }
-        let (test, train): (Vec<&Example>, Vec<&Example>) = examples
-            .iter()
-            .partition(|e| text_hash(&e.text).is_multiple_of(config.holdout_every));
+        let (test, train) = split(examples, config.holdout_every);
         let feats: Vec<Vec<(u32, f32)>> = train
             .iter()
             .map(|e| featurize(&e.text, config.ngram_min, config.ngram_max, config.dims))
@@ -167,10 +176,7 @@ impl NgramClassifier {
             dims: config.dims,
             labels: models,
         };
-        let per_label = labels
-            .iter()
-            .map(|l| model.evaluate_label(&test, l))
-            .collect();
+        let per_label = model.evaluate(&test);
         Ok(TrainReport {
             model,
             train_examples: train.len(),
@@ -179,43 +185,77 @@ impl NgramClassifier {
         })
     }
 
-    fn evaluate_label(&self, test: &[&Example], label: &str) -> LabelReport {
-        let (mut tp, mut fp, mut fn_) = (0usize, 0usize, 0usize);
-        for e in test {
-            let predicted = self
-                .labels_above_threshold(&e.text)
-                .iter()
-                .any(|l| l == label);
-            let actual = e.labels.iter().any(|l| l == label);
-            match (predicted, actual) {
-                (true, true) => tp += 1,
-                (true, false) => fp += 1,
-                (false, true) => fn_ += 1,
-                (false, false) => {}
-            }
-        }
-        let ratio = |a: usize, b: usize| {
-            if a + b == 0 {
-                0.0
-            } else {
-                a as f64 / (a + b) as f64
-            }
-        };
-        let (precision, recall) = (ratio(tp, fp), ratio(tp, fn_));
-        let f1 = if precision + recall == 0.0 {
-            0.0
-        } else {
-            2.0 * precision * recall / (precision + recall)
-        };
-        LabelReport {
-            label: label.to_owned(),
-            precision,
-            recall,
-            f1,
-            support: tp + fn_,
-        }
+    /// Evaluates every label on `test` at the labels' current thresholds (after
+    /// [`Self::set_threshold`], re-evaluate to report what will be enforced).
+    pub fn evaluate(&self, test: &[&Example]) -> Vec<LabelReport> {
+        let predicted: Vec<Vec<String>> = test
+            .iter()
+            .map(|e| self.labels_above_threshold(&e.text))
+            .collect();
+        self.labels
+            .keys()
+            .map(|l| evaluate_label(test, &predicted, l))
+            .collect()
     }
 
+    /// The decision threshold of a label.
+    pub fn threshold(&self, label: &str) -> Option<f32> {
+        self.labels.get(label).map(|m| m.threshold)
+    }
+}
+
+/// Splits examples deterministically by text hash: (held out, training), one in `every` held
+/// out. The same text always lands on the same side, so duplicates never straddle the split.
+pub fn split(examples: &[Example], every: u64) -> (Vec<&Example>, Vec<&Example>) {
+    examples
+        .iter()
+        .partition(|e| text_hash(&e.text).is_multiple_of(every.max(1)))
+}
+
+fn evaluate_label(test: &[&Example], predicted: &[Vec<String>], label: &str) -> LabelReport {
+    let (mut tp, mut fp, mut fn_) = (0usize, 0usize, 0usize);
+    for (e, p) in test.iter().zip(predicted) {
+        let predicted = p.iter().any(|l| l == label);
+        let actual = e.labels.iter().any(|l| l == label);
+        match (predicted, actual) {
+            (true, true) => tp += 1,
+            (true, false) => fp += 1,
+            (false, true) => fn_ += 1,
+            (false, false) => {}
+        }
+    }
+    let ratio = |a: usize, b: usize| {
+        if a + b == 0 {
+            0.0
+        } else {
+            a as f64 / (a + b) as f64
+        }
+    };
+    let (precision, recall) = (ratio(tp, fp), ratio(tp, fn_));
+    let f1 = if precision + recall == 0.0 {
+        0.0
+    } else {
+        2.0 * precision * recall / (precision + recall)
+    };
+    let share = ratio(tp + fn_, test.len().saturating_sub(tp + fn_));
+    LabelReport {
+        label: label.to_owned(),
+        precision,
+        recall,
+        f1,
+        support: tp + fn_,
+        true_positives: tp,
+        false_positives: fp,
+        false_negatives: fn_,
+        baseline_f1: if share == 0.0 {
+            0.0
+        } else {
+            2.0 * share / (share + 1.0)
+        },
+    }
+}
+
+impl NgramClassifier {
     /// Score per label in [0, 1].
     pub fn scores(&self, text: &str) -> Vec<Detection> {
         let x = featurize(text, self.ngram_min, self.ngram_max, self.dims);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde::{Serialize, Serializer};
 
-use crate::document::{Action, CategoryName, MaskStyle, PolicyDocument, Scope};
+use crate::document::{Action, CategoryName, MaskStyle, PolicyDocument, Scope, ScopeSet};
 use crate::error::PolicyError;
 use crate::limits::Limits;
 use crate::normalize::separators::SeparatorSet;
@@ -48,6 +48,8 @@ pub(crate) struct CategoryInfo {
     pub(crate) name: CategoryName,
     pub(crate) action: Action,
     pub(crate) mask: MaskStyle,
+    /// Which sides the category applies to (detector matches are filtered by it).
+    pub(crate) scope: ScopeSet,
 }
 
 /// Everything needed to scan text of one scope.

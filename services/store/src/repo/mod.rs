@@ -3,6 +3,7 @@
 
 mod adapters;
 mod api_keys;
+mod classifiers;
 mod limits;
 mod memberships;
 mod policies;
@@ -14,6 +15,9 @@ mod users;
 
 pub use adapters::{AdapterRecord, AdapterVersionRecord, Adapters, NewAdapterVersion, Removal};
 pub use api_keys::{ApiKeyRecord, ApiKeys, NewApiKey, StoredApiKey};
+pub use classifiers::{
+    ClassifierVersion, ClassifierVersionInfo, Classifiers, NewClassifierVersion,
+};
 pub use limits::{
     KeyLimits, RateLimits, TenantLimits, Usage, WindowCounts, WindowSnapshot, month_start,
 };
@@ -57,5 +61,8 @@ impl Store {
     }
     pub fn policies(&self) -> Policies<'_> {
         Policies { store: self }
+    }
+    pub fn classifiers(&self) -> Classifiers<'_> {
+        Classifiers { store: self }
     }
 }

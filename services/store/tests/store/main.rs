@@ -5,6 +5,7 @@
 
 mod adapters;
 mod auth_tables;
+mod classifiers;
 mod limits;
 mod schema;
 mod tenancy;
