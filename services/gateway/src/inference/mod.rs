@@ -106,12 +106,8 @@ pub async fn generate(
         .active(state.store().ok(), &ctx.tenant_id)
         .await?;
     let trail = policy::SharedTrail::attach(req, content_policy.version);
-    generate.prompt = policy::check_input(
-        &content_policy,
-        generate.prompt,
-        engine.tokenizer(),
-        &trail,
-    )?;
+    generate.prompt =
+        policy::check_input(&content_policy, generate.prompt, engine.tokenizer(), &trail)?;
     let prepared = adapters::attach(engine.prepare(generate)?, resolved.adapter.as_ref())?;
     let accounting = match state.store() {
         Ok(store) => {
