@@ -42,6 +42,8 @@ pub enum Command {
 pub enum BenchCommand {
     /// Prefill and decode throughput of the inference engine.
     Engine(commands::bench::engine::EngineBenchArgs),
+    /// Decode throughput free vs JSON schema / regex / XML constrained; schema compile time.
+    Format(commands::bench::format::FormatBenchArgs),
     /// Gateway requests/s and p50/p99 of an authenticated route; overhead on a 1-token completion.
     Gateway(commands::bench::gateway::GatewayBenchArgs),
     /// Sensitive-word matching throughput, streaming overhead and compile time.
@@ -89,6 +91,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(args) => commands::admin::run(args),
         Command::Generate(args) => commands::generate::run(args),
         Command::Bench(BenchCommand::Engine(args)) => commands::bench::engine::run(args),
+        Command::Bench(BenchCommand::Format(args)) => commands::bench::format::run(args),
         Command::Bench(BenchCommand::Audit(args)) => commands::bench::audit::run_bench(args),
         Command::Audit(args) => commands::audit::run(args),
         Command::Bench(BenchCommand::Gateway(args)) => commands::bench::gateway::run(args),

@@ -4,6 +4,7 @@ pub mod adapters;
 pub mod audit;
 pub mod classifiers;
 pub mod error;
+pub mod format;
 pub mod health;
 pub mod openai;
 pub mod platform;

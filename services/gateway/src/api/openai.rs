@@ -109,6 +109,10 @@ pub struct ChatCompletionRequest {
     pub seed: Option<u64>,
     #[serde(default)]
     pub stop: Option<StringOrArray>,
+    /// Output format the answer must follow (constrained decoding): see `ResponseFormatSpec`.
+    #[serde(default)]
+    #[schema(value_type = Option<crate::api::format::ResponseFormatSpec>)]
+    pub response_format: Option<serde_json::Value>,
 }
 
 /// The prompt of a legacy completion: a string, an array holding one string, or token ids.
@@ -166,6 +170,10 @@ pub struct CompletionRequest {
     pub seed: Option<u64>,
     #[serde(default)]
     pub stop: Option<StringOrArray>,
+    /// Output format the answer must follow (constrained decoding): see `ResponseFormatSpec`.
+    #[serde(default)]
+    #[schema(value_type = Option<crate::api::format::ResponseFormatSpec>)]
+    pub response_format: Option<serde_json::Value>,
 }
 
 // ------------------------------------------------------------------ responses
@@ -212,6 +220,10 @@ pub struct ChatChoice {
     pub logprobs: Option<ChoiceLogprobs>,
     /// `stop` or `length`.
     pub finish_reason: String,
+    /// `true` when a `response_format` output was cut off mid-structure (`finish_reason:
+    /// "length"`): the text does not follow the format. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format_incomplete: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -243,6 +255,10 @@ pub struct ChatChunkChoice {
     pub logprobs: Option<ChoiceLogprobs>,
     /// Null until the last content chunk.
     pub finish_reason: Option<String>,
+    /// `true` when a `response_format` output was cut off mid-structure (`finish_reason:
+    /// "length"`): the text does not follow the format. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format_incomplete: Option<bool>,
 }
 
 /// One Server-Sent Event of a streamed chat completion.
@@ -276,6 +292,10 @@ pub struct CompletionChoice {
     pub logprobs: Option<CompletionLogprobs>,
     /// `stop` or `length`; null on non-final stream chunks.
     pub finish_reason: Option<String>,
+    /// `true` when a `response_format` output was cut off mid-structure (`finish_reason:
+    /// "length"`): the text does not follow the format. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format_incomplete: Option<bool>,
 }
 
 /// A legacy completion (also each streamed chunk, with `object` = `text_completion`).

@@ -41,6 +41,7 @@ pub struct ResponsePlan {
     pub stream: bool,
     pub include_usage: bool,
     pub logprobs: LogprobsShape,
+    pub format: super::format::RequestedFormat,
 }
 
 fn stream_plan(
@@ -171,6 +172,7 @@ pub fn chat_request(
     req: ChatCompletionRequest,
 ) -> Result<(GenerateRequest, ResponsePlan), ApiError> {
     only_one("n", req.n)?;
+    let format = super::format::RequestedFormat::parse(req.response_format)?;
     let (stream, include_usage) = stream_plan(req.stream, req.stream_options)?;
     if req.messages.is_empty() {
         return Err(ApiError::invalid_field(
@@ -233,6 +235,7 @@ pub fn chat_request(
             stream,
             include_usage,
             logprobs,
+            format,
         },
     ))
 }
@@ -250,6 +253,7 @@ pub fn completion_request(
             "echo is not supported",
         ));
     }
+    let format = super::format::RequestedFormat::parse(req.response_format)?;
     let (stream, include_usage) = stream_plan(req.stream, req.stream_options)?;
     let prompt = match req.prompt {
         PromptSpec::Text(text) => PromptInput::Text(text),
@@ -297,6 +301,7 @@ pub fn completion_request(
             stream,
             include_usage,
             logprobs,
+            format,
         },
     ))
 }

@@ -3,6 +3,7 @@
 
 pub mod adapters;
 pub mod convert;
+pub mod format;
 pub mod policy;
 pub mod respond;
 pub mod sse;
@@ -28,6 +29,9 @@ const OVERLOADED_RETRY_AFTER_SECS: u64 = 1;
 
 impl From<RequestError> for ApiError {
     fn from(e: RequestError) -> Self {
+        if !e.is_caller_fault() {
+            return ApiError::internal(e);
+        }
         ApiError::invalid(e.code(), e.to_string(), e.field().map(str::to_owned))
     }
 }
@@ -108,7 +112,11 @@ pub async fn generate(
     let trail = policy::SharedTrail::attach(req, content_policy.version);
     generate.prompt =
         policy::check_input(&content_policy, generate.prompt, engine.tokenizer(), &trail)?;
-    let prepared = adapters::attach(engine.prepare(generate)?, resolved.adapter.as_ref())?;
+    let output_format = format::ResolvedFormat::resolve(state, ctx, &plan).await?;
+    let prepared = adapters::attach(
+        engine.prepare_with(generate, output_format.options())?,
+        resolved.adapter.as_ref(),
+    )?;
     let accounting = match state.store() {
         Ok(store) => {
             let key = ctx.principal().api_key_id();
@@ -141,7 +149,7 @@ pub async fn generate(
             accounting,
         ));
     }
-    let mut done = respond::collect(events).await?;
+    let mut done = output_format.finish(respond::collect(events).await?)?;
     if let Some(accounting) = &accounting {
         accounting
             .record_completion(done.usage.completion_tokens)

@@ -168,7 +168,8 @@ impl StreamState {
     }
 
     fn finish(&mut self, rest: String, reason: &FinishReason, usage: Usage) -> Bytes {
-        self.last_chunks(rest, reason.as_openai_str(), usage)
+        let incomplete = crate::inference::format::incomplete_flag(reason);
+        self.last_chunks(rest, reason.as_openai_str(), incomplete, usage)
     }
 
     /// A policy stopped the answer: the safe text, a `policy` event saying why (named, so
@@ -193,13 +194,21 @@ impl StreamState {
         out.extend_from_slice(&self.last_chunks(
             String::new(),
             crate::inference::policy::CONTENT_FILTER,
+            None,
             usage,
         ));
         Bytes::from(out)
     }
 
-    /// Any remaining text, the chunk with `finish_reason`, the usage chunk if asked, `[DONE]`.
-    fn last_chunks(&mut self, rest: String, finish_reason: &str, usage: Usage) -> Bytes {
+    /// Any remaining text, the chunk with `finish_reason` (and `format_incomplete` when a
+    /// constrained output was cut off), the usage chunk if asked, `[DONE]`.
+    fn last_chunks(
+        &mut self,
+        rest: String,
+        finish_reason: &str,
+        incomplete: Option<bool>,
+        usage: Usage,
+    ) -> Bytes {
         let mut out = Vec::new();
         if !rest.is_empty() {
             out.extend_from_slice(&self.content(rest, &[]));
@@ -207,18 +216,18 @@ impl StreamState {
         let last = match self.shape {
             ChunkShape::Chat => {
                 let mut chunk = respond::chat_chunk(&self.meta, ChatDelta::default(), None, None);
-                chunk
-                    .choices
-                    .iter_mut()
-                    .for_each(|c| c.finish_reason = Some(finish_reason.to_owned()));
+                chunk.choices.iter_mut().for_each(|c| {
+                    c.finish_reason = Some(finish_reason.to_owned());
+                    c.format_incomplete = incomplete;
+                });
                 self.encode(&chunk)
             }
             ChunkShape::Completion => {
                 let mut chunk = respond::completion_chunk(&self.meta, String::new(), None, None);
-                chunk
-                    .choices
-                    .iter_mut()
-                    .for_each(|c| c.finish_reason = Some(finish_reason.to_owned()));
+                chunk.choices.iter_mut().for_each(|c| {
+                    c.finish_reason = Some(finish_reason.to_owned());
+                    c.format_incomplete = incomplete;
+                });
                 self.encode(&chunk)
             }
         };

@@ -4,6 +4,7 @@ mod adapters;
 mod audit;
 mod auth_attacks;
 mod classifiers;
+mod formats;
 mod framework;
 mod inference;
 mod isolation;

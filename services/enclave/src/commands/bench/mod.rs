@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod engine;
+pub mod format;
 pub mod gateway;
 
 use serde_json::json;

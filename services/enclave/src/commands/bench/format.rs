@@ -1,0 +1,217 @@
+//! `enclave bench format`: aggregate decode tokens/s at 1 and 16 sequences, free text against
+//! JSON schema, regex and XML constrained output (and the ratio to free text), plus the compile
+//! time of each schema of a corpus.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use enclave_model_core::constraints::ResponseFormat;
+use enclave_model_core::engine::{
+    Engine, GenerateRequest, GenerationEvent, GenerationStream, PromptInput, RequestOptions,
+};
+use enclave_model_core::sampling::RawSamplingParams;
+use serde_json::{Value, json};
+
+use super::emit;
+use crate::cli::ModelArgs;
+
+#[derive(Args, Debug)]
+pub struct FormatBenchArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Tokens generated per sequence (a structure still open at the end is cut there).
+    #[arg(long, default_value_t = 64)]
+    pub decode_tokens: u32,
+    /// Concurrency levels.
+    #[arg(long, value_delimiter = ',', default_value = "1,16")]
+    pub concurrency: Vec<usize>,
+    /// Repetitions of each measurement; the median is printed.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Directory of JSON schema files whose compile time is measured.
+    #[arg(long, default_value = "model-core/tests/data/json_schemas")]
+    pub schemas: PathBuf,
+}
+
+/// The measured formats: long enough that a sequence rarely ends before `decode_tokens`, so each
+/// kind produces a comparable number of tokens.
+fn formats() -> anyhow::Result<Vec<(&'static str, Option<ResponseFormat>)>> {
+    let parse = |v: Value| ResponseFormat::from_json(&v).map_err(|e| anyhow::anyhow!("{e}"));
+    Ok(vec![
+        ("text", None),
+        (
+            "json_schema",
+            Some(parse(
+                json!({"type": "json_schema", "json_schema": {"name": "report", "schema": {
+                "type": "object",
+                "properties": {
+                    "title": {"type": "string"},
+                    "items": {"type": "array", "minItems": 12, "items": {
+                        "type": "object",
+                        "properties": {"name": {"type": "string"}, "count": {"type": "integer"}},
+                        "required": ["name", "count"], "additionalProperties": false}}
+                },
+                "required": ["title", "items"], "additionalProperties": false}}}),
+            )?),
+        ),
+        (
+            "regex",
+            Some(parse(
+                json!({"type": "regex", "regex": {"pattern": "([A-Z][a-z]{2,12} ){40}[a-z]+\\."}}),
+            )?),
+        ),
+        (
+            "xml",
+            Some(parse(json!({"type": "xml", "xml": {"root": "report"}}))?),
+        ),
+    ])
+}
+
+fn request(engine: &Engine, salt: usize, tokens: u32) -> anyhow::Result<GenerateRequest> {
+    let text = format!("Report {salt}: list the items in the warehouse with their counts.");
+    let ids = engine
+        .tokenizer()
+        .encode(&text, true)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut sampling = RawSamplingParams::default();
+    sampling.temperature = Some(0.0);
+    Ok(GenerateRequest {
+        prompt: PromptInput::Tokens(ids),
+        sampling,
+        max_tokens: Some(tokens),
+    })
+}
+
+/// Reads a stream to its end: (first token time, end time, tokens).
+fn drain(mut stream: GenerationStream) -> anyhow::Result<(Instant, Instant, u32)> {
+    let mut first = None;
+    let mut n = 0;
+    while let Some(ev) = stream.blocking_next() {
+        match ev {
+            GenerationEvent::Token { .. } => {
+                n += 1;
+                first.get_or_insert_with(Instant::now);
+            }
+            GenerationEvent::Finished { .. } => {
+                return Ok((first.unwrap_or_else(Instant::now), Instant::now(), n));
+            }
+            GenerationEvent::Failed { message } => anyhow::bail!("generation failed: {message}"),
+        }
+    }
+    anyhow::bail!("stream ended without a final event")
+}
+
+/// Aggregate tokens/s of `n` sequences of one format, from the last first token to the end.
+fn decode_rate(
+    engine: &Engine,
+    format: Option<&ResponseFormat>,
+    n: usize,
+    tokens: u32,
+) -> anyhow::Result<f64> {
+    let streams = (0..n)
+        .map(|i| {
+            let options = RequestOptions {
+                response_format: format.cloned(),
+                ..RequestOptions::default()
+            };
+            let prepared = engine.prepare_with(request(engine, i, tokens)?, options)?;
+            Ok(engine.submit(prepared)?)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let handles: Vec<_> = streams
+        .into_iter()
+        .map(|s| std::thread::spawn(move || drain(s)))
+        .collect();
+    let mut results = Vec::new();
+    for h in handles {
+        results.push(
+            h.join()
+                .map_err(|_| anyhow::anyhow!("reader thread panicked"))??,
+        );
+    }
+    let start = results.iter().map(|r| r.0).min().context("no results")?;
+    let end = results.iter().map(|r| r.1).max().context("no results")?;
+    let produced: u32 = results.iter().map(|r| r.2.saturating_sub(1)).sum();
+    let secs = end
+        .duration_since(start)
+        .max(Duration::from_micros(1))
+        .as_secs_f64();
+    Ok(f64::from(produced) / secs)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v.get(i).copied().unwrap_or(f64::NAN)
+}
+
+/// Compile time of every schema in `dir` (each compiled once: the engine caches by grammar).
+fn compile_times(engine: &Engine, dir: &Path) -> anyhow::Result<Vec<f64>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    let mut ms = Vec::new();
+    for (i, path) in files.iter().enumerate() {
+        let schema: Value = serde_json::from_str(&std::fs::read_to_string(path)?)
+            .with_context(|| format!("parsing {}", path.display()))?;
+        let wire = json!({"type": "json_schema", "json_schema": {"name": format!("s{i}"), "schema": schema}});
+        let Ok(format) = ResponseFormat::from_json(&wire) else {
+            continue;
+        };
+        let t = Instant::now();
+        if engine.check_format(&format).is_ok() {
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    Ok(ms)
+}
+
+pub fn run(args: FormatBenchArgs) -> anyhow::Result<()> {
+    let engine = Engine::load(&args.model.model, args.model.engine_config())
+        .with_context(|| format!("loading {}", args.model.model.display()))?;
+    let formats = formats()?;
+    // Warm-up: weights paged in, every format compiled once (compile time is reported apart).
+    for (_, f) in &formats {
+        decode_rate(&engine, f.as_ref(), 1, 4)?;
+    }
+    for &n in &args.concurrency {
+        let mut text_rate = None;
+        for (name, f) in &formats {
+            let rates = (0..args.runs.max(1))
+                .map(|_| decode_rate(&engine, f.as_ref(), n, args.decode_tokens))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let rate = median(rates);
+            emit("format", &format!("decode_{name}_x{n}"), rate, "tok/s");
+            match text_rate {
+                None => text_rate = Some(rate),
+                Some(base) => emit(
+                    "format",
+                    &format!("ratio_{name}_x{n}"),
+                    rate / base,
+                    "x_text",
+                ),
+            }
+        }
+    }
+    let ms = compile_times(&engine, &args.schemas)?;
+    emit("format", "schemas_compiled", ms.len() as f64, "count");
+    emit("format", "compile_p50", median(ms.clone()), "ms");
+    emit("format", "compile_p95", percentile(ms.clone(), 0.95), "ms");
+    emit(
+        "format",
+        "compile_max",
+        ms.iter().copied().fold(0.0, f64::max),
+        "ms",
+    );
+    Ok(())
+}
