@@ -97,12 +97,20 @@ pub async fn create_policy(
     if body
         .comment
         .as_ref()
-        .is_some_and(|c| c.chars().count() > MAX_COMMENT_CHARS)
+        .is_some_and(|c| c.chars().count() > MAX_COMMENT_CHARS || c.contains('\0'))
     {
         return Err(ApiError::invalid_field(
             "invalid_comment",
             "comment",
-            format!("comment must be at most {MAX_COMMENT_CHARS} characters"),
+            format!("comment must be at most {MAX_COMMENT_CHARS} characters, without NUL"),
+        ));
+    }
+    // PostgreSQL text cannot hold NUL: refuse it here rather than fail the insert.
+    if body.document.contains('\0') {
+        return Err(ApiError::invalid_field(
+            "invalid_document",
+            "document",
+            "the document contains a NUL character",
         ));
     }
     let store = state.store()?;

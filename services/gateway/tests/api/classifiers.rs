@@ -375,6 +375,12 @@ async fn bad_uploads_answer_their_codes_and_store_nothing() {
             StatusCode::BAD_REQUEST,
         ),
         (
+            "NUL comment",
+            json!({"name": "c", "examples": ok.clone(), "comment": "a\u{0}"}),
+            "invalid_comment",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
             "threshold of no label",
             json!({"name": "c", "examples": ok.clone(), "thresholds": {"other": 0.5}}),
             "invalid_threshold",
@@ -512,6 +518,16 @@ async fn policy_references_to_classifiers_are_checked() {
     .await;
     let body = json_of(res, StatusCode::UNPROCESSABLE_ENTITY, "label mismatch").await;
     assert_eq!(body["error"]["code"], "classifier_label_mismatch", "{body}");
+    let res = call(
+        &app,
+        Method::POST,
+        "/v1/policies",
+        &key,
+        Some(json!({"document": "name = \"a\u{0}\""})),
+    )
+    .await;
+    let body = json_of(res, StatusCode::BAD_REQUEST, "NUL in a policy document").await;
+    assert_eq!(body["error"]["code"], "invalid_document", "{body}");
     let list = json_of(
         call(&app, Method::GET, "/v1/policies", &key, None).await,
         StatusCode::OK,

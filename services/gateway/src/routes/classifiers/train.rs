@@ -209,12 +209,12 @@ pub fn validate(req: CreateClassifierRequest) -> Result<TrainingSet, ApiError> {
     if req
         .comment
         .as_ref()
-        .is_some_and(|c| c.chars().count() > MAX_COMMENT_CHARS)
+        .is_some_and(|c| c.chars().count() > MAX_COMMENT_CHARS || c.contains('\0'))
     {
         return Err(ApiError::invalid_field(
             "invalid_comment",
             "comment",
-            format!("comment must be at most {MAX_COMMENT_CHARS} characters"),
+            format!("comment must be at most {MAX_COMMENT_CHARS} characters, without NUL"),
         ));
     }
     if req.examples.len() > MAX_EXAMPLES {
