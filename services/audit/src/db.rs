@@ -4,7 +4,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Datelike, SubsecRound, Utc};
 use enclave_domain::TenantId;
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::canonical::{ChainHash, canonical_json, chain_hash_canonical};
@@ -241,6 +242,37 @@ impl HeadCache {
     }
 }
 
+/// The writer's own connection, kept between batches: taking a connection from the pool
+/// pings it first (sqlx's `test_before_acquire`), one more round trip per batch. Discarded
+/// (closed, not returned to the pool) after any failed or interrupted attempt, whose state on
+/// the wire is unknown.
+#[derive(Default)]
+pub(crate) struct HeldConn(Option<PoolConnection<Postgres>>);
+
+impl HeldConn {
+    async fn get(&mut self, pool: &PgPool) -> Result<&mut PgConnection, AuditError> {
+        let c = match self.0.take() {
+            Some(c) => c,
+            None => pool
+                .acquire()
+                .await
+                .map_err(AuditError::db("connecting the audit writer"))?,
+        };
+        Ok(&mut **self.0.insert(c))
+    }
+
+    /// Gives the connection back to the pool.
+    pub fn release(&mut self) {
+        self.0 = None;
+    }
+
+    pub fn discard(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            c.close_on_drop();
+        }
+    }
+}
+
 /// Attempts of the one-round-trip path before falling back to locking the heads first.
 const OPTIMISTIC_ATTEMPTS: usize = 3;
 
@@ -248,11 +280,12 @@ const OPTIMISTIC_ATTEMPTS: usize = 3;
 /// hashes follow the stored chain heads, so several processes may append to the same chain.
 pub(crate) async fn insert_batch(
     pool: &PgPool,
+    conn: &mut HeldConn,
     partitions: &mut PartitionCache,
     cache: &mut HeadCache,
     batch: &[&Prepared],
 ) -> Result<Vec<Chained>, AuditError> {
-    let result = match append_or_lock(pool, partitions, cache, batch).await {
+    let result = match append_or_lock(pool, conn, partitions, cache, batch).await {
         // 23514 "no partition of relation found for row": a prune dropped a month this
         // process had ensured. Forget what it knew and try once more.
         Err(AuditError::Database {
@@ -260,19 +293,21 @@ pub(crate) async fn insert_batch(
             ..
         }) if e.code().as_deref() == Some("23514") => {
             partitions.0.clear();
-            append_or_lock(pool, partitions, cache, batch).await
+            append_or_lock(pool, conn, partitions, cache, batch).await
         }
         other => other,
     };
     if result.is_err() {
         // The outcome may be unknown (a timeout during commit): read the heads again.
         cache.clear();
+        conn.discard();
     }
     result
 }
 
 async fn append_or_lock(
     pool: &PgPool,
+    conn: &mut HeldConn,
     partitions: &mut PartitionCache,
     cache: &mut HeadCache,
     batch: &[&Prepared],
@@ -296,7 +331,7 @@ async fn append_or_lock(
         let mut after = before.clone();
         let (cols, out) = chain(&mut after, batch)?;
         ensure_months(pool, partitions, &cols).await?;
-        if append_once(pool, &before, &after, &cols).await? {
+        if append_once(conn.get(pool).await?, &before, &after, &cols).await? {
             cache.0.extend(after);
             return Ok(out);
         }
@@ -342,7 +377,7 @@ async fn load_heads(pool: &PgPool, tenants: &[Uuid]) -> Result<BTreeMap<Uuid, He
 
 /// One statement, so one round trip and one commit; false when a head moved (nothing stored).
 async fn append_once(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     before: &BTreeMap<Uuid, Head>,
     after: &BTreeMap<Uuid, Head>,
     cols: &Columns<'_>,
@@ -378,7 +413,7 @@ async fn append_once(
     .bind(&cols.prev)
     .bind(&cols.hash)
     .bind(&cols.record)
-    .fetch_one(pool)
+    .fetch_one(conn)
     .await
     .map_err(AuditError::db("appending audit records"))?;
     Ok(stale == 0)

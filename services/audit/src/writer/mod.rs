@@ -20,7 +20,7 @@ use uuid::Uuid;
 pub(crate) use self::spool::Spool;
 pub use self::stream::StreamAudit;
 use crate::canonical::ChainHash;
-use crate::db::{self, HeadCache, PartitionCache, Prepared};
+use crate::db::{self, HeadCache, HeldConn, PartitionCache, Prepared};
 use crate::{AuditError, AuditRecord};
 
 /// How the writer runs.
@@ -73,6 +73,9 @@ pub struct AuditReceipt {
     pub durability: Durability,
 }
 
+/// How long an idle writer keeps its connection.
+const CONN_IDLE: Duration = Duration::from_secs(1);
+
 type Ack = oneshot::Sender<Result<AuditReceipt, AuditError>>;
 
 /// A record and its encoding (done in the appending task, so the actor only chains and stores).
@@ -117,6 +120,7 @@ impl AuditWriter {
             spool: Arc::new(Mutex::new(spool)),
             partitions: PartitionCache::default(),
             heads: HeadCache::default(),
+            conn: HeldConn::default(),
             last_batch: 1,
             config: config.clone(),
             last_attempt: None,
@@ -180,6 +184,9 @@ struct Actor {
     spool: Arc<Mutex<Spool>>,
     partitions: PartitionCache,
     heads: HeadCache,
+    /// The connection batches are stored on while the writer is busy (given back to the pool
+    /// when it idles, so a quiet writer holds none).
+    conn: HeldConn,
     /// Size of the previous batch (how many callers are likely to come back).
     last_batch: usize,
     config: WriterConfig,
@@ -192,7 +199,18 @@ impl Actor {
     async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
         loop {
             let first = if self.spool_is_empty() {
-                rx.recv().await
+                // A writer idle for a while gives its connection back; a pool of one connection
+                // cannot spare it at all (reading chain heads needs a second one).
+                if self.pool.options().get_max_connections() < 2 {
+                    self.conn.release();
+                }
+                match tokio::time::timeout(CONN_IDLE, rx.recv()).await {
+                    Ok(c) => c,
+                    Err(_) => {
+                        self.conn.release();
+                        rx.recv().await
+                    }
+                }
             } else {
                 match tokio::time::timeout(self.config.retry_interval, rx.recv()).await {
                     Ok(c) => c,
@@ -329,7 +347,13 @@ impl Actor {
         let timeout = self.config.db_timeout;
         let result = tokio::time::timeout(
             timeout,
-            db::insert_batch(&self.pool, &mut self.partitions, &mut self.heads, &prepared),
+            db::insert_batch(
+                &self.pool,
+                &mut self.conn,
+                &mut self.partitions,
+                &mut self.heads,
+                &prepared,
+            ),
         )
         .await;
         self.attempted(result)
@@ -344,6 +368,10 @@ impl Actor {
             context: "waiting for the database",
             source: sqlx::Error::PoolTimedOut,
         }));
+        if r.is_err() {
+            // A timed-out attempt leaves its connection mid-statement.
+            self.conn.discard();
+        }
         self.last_attempt = match &r {
             Err(e) if e.is_unreachable() => Some(std::time::Instant::now()),
             _ => None,
@@ -386,6 +414,7 @@ impl Actor {
                     timeout,
                     db::insert_batch(
                         &self.pool,
+                        &mut self.conn,
                         &mut self.partitions,
                         &mut self.heads,
                         &todo.iter().collect::<Vec<_>>(),
