@@ -112,6 +112,10 @@ pub async fn generate(
     let trail = policy::SharedTrail::attach(req, content_policy.version);
     generate.prompt =
         policy::check_input(&content_policy, generate.prompt, engine.tokenizer(), &trail)?;
+    if policy::judge::has_judges(&content_policy.policy) {
+        let texts = policy::judge::prompt_texts(&generate.prompt, engine.tokenizer());
+        policy::judge::judge_input(&content_policy.policy, engine, &texts, &trail).await?;
+    }
     let output_format = format::ResolvedFormat::resolve(state, ctx, &plan).await?;
     let prepared = adapters::attach(
         engine.prepare_with(generate, output_format.options())?,

@@ -134,6 +134,7 @@ impl PolicyRuntime {
         tenant: &TenantId,
         policy: &Policy,
     ) -> Result<Arc<BoundDetectors>, ApiError> {
+        judge::check_supported(policy)?;
         classifier::bind(&self.classifiers, store, tenant, policy)
             .await
             .map(Arc::new)
@@ -243,7 +244,7 @@ pub fn document_error(e: PolicyError) -> ApiError {
 
 /// The error answering a prompt that a `block` category matched. The message names the category
 /// only: the rule (a listed word) is not echoed back to the caller.
-fn input_blocked(field: &str, m: &Match) -> ApiError {
+pub(crate) fn input_blocked(field: &str, m: &Match) -> ApiError {
     ApiError::invalid(
         format!("policy_blocked:{}", m.category),
         format!(

@@ -769,3 +769,62 @@ async fn audit_records_carry_the_policy_decisions() {
         "{record}"
     );
 }
+
+/// A judge detector on input is enforced on the live path: for each prompt, the request is
+/// refused exactly when the judge (asked directly, same model, greedy) names the blocked
+/// category, and the decision is in the audit trail. Judges cannot watch output (422).
+#[tokio::test]
+async fn judge_detector_blocks_input_as_the_judge_decides() {
+    use enclave_gateway::inference::policy::judge::EngineJudge;
+    let app = spawn_with_db_and_model().await;
+    let (_tenant, key) = tenant_key(&app, "judged").await;
+    let doc = |scope: &str| {
+        format!(
+            "[[category]]\nname = \"weather\"\naction = \"block\"\nscope = \"{scope}\"\n\n\
+             [[detector]]\nname = \"topic-judge\"\nkind = \"judge\"\ncategories = [\"weather\"]\n"
+        )
+    };
+    let refused = json_of(
+        create(&app, &key, &doc("both"), "toml").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "judge on output",
+    )
+    .await;
+    assert_eq!(
+        refused["error"]["code"], "judge_output_unsupported",
+        "{refused}"
+    );
+    json_of(
+        create(&app, &key, &doc("input"), "toml").await,
+        StatusCode::CREATED,
+        "judge on input",
+    )
+    .await;
+
+    let judge = EngineJudge::new(app.engine(), vec!["weather".to_owned()]);
+    let mut outcomes = Vec::new();
+    for text in [
+        "It will rain in Paris tomorrow, with strong winds and a cold front.",
+        "Write a Python function that adds two numbers.",
+    ] {
+        let direct = judge.classify(text).await.expect("constrained answer");
+        let says_weather = direct.iter().any(|d| d.label == "weather");
+        let res = call(
+            &app,
+            Method::POST,
+            "/v1/chat/completions",
+            &key,
+            Some(chat(text, false)),
+        )
+        .await;
+        if says_weather {
+            let body = json_of(res, StatusCode::BAD_REQUEST, "judged prompt").await;
+            assert_eq!(body["error"]["code"], "policy_blocked:weather", "{body}");
+            assert_eq!(body["error"]["field"], "messages[0].content", "{body}");
+        } else {
+            json_of(res, StatusCode::OK, "prompt the judge passes").await;
+        }
+        outcomes.push(says_weather);
+    }
+    eprintln!("judge verdicts (weather?): {outcomes:?}");
+}

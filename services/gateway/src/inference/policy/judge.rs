@@ -7,10 +7,13 @@ use enclave_model_core::chat::{ChatMessage, Role};
 use enclave_model_core::constraints::ResponseFormat;
 use enclave_model_core::engine::{Engine, GenerateRequest, PromptInput, RequestOptions};
 use enclave_model_core::sampling::RawSamplingParams;
-use enclave_policy::Detection;
 use enclave_policy::detect::{JudgeParseError, JudgeSpec, parse_judge_answer};
+use enclave_policy::{Detection, DetectorKind, Policy, Scope};
 
+use crate::error::ApiError;
 use crate::inference::respond::{self, GenerationError};
+
+use super::{SharedTrail, input_blocked};
 
 /// Why a judge could not classify a text.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +69,7 @@ impl EngineJudge {
                 ResponseFormat::from_json(&format)
                     .map_err(|e| JudgeError::Request(e.to_string()))?,
             ),
+            ..RequestOptions::default()
         };
         let prepared = self
             .engine
@@ -80,5 +84,119 @@ impl EngineJudge {
             answer: done.text.chars().take(200).collect(),
             source,
         })
+    }
+}
+
+/// Refuses a policy whose judge detectors could report an output category: judging needs the
+/// whole answer, which the streamed path does not hold back for a judge (422
+/// `judge_output_unsupported`, nothing stored). Judges on input categories are enforced.
+pub fn check_supported(policy: &Policy) -> Result<(), ApiError> {
+    for spec in judges(policy) {
+        let probes: Vec<Detection> = spec
+            .categories
+            .iter()
+            .map(|c| Detection {
+                label: c.to_string(),
+                score: 1.0,
+            })
+            .collect();
+        if !policy
+            .detection_matches("", spec, &probes, Scope::Output)
+            .is_empty()
+        {
+            return Err(ApiError::Status {
+                status: actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+                code: "judge_output_unsupported",
+                message: format!(
+                    "detector {:?}: judge detectors run on input only; give its categories `scope = \"input\"` or use a classifier detector for output",
+                    spec.name
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn judges(policy: &Policy) -> impl Iterator<Item = &enclave_policy::DetectorSpec> {
+    policy
+        .detectors()
+        .iter()
+        .filter(|d| d.kind == DetectorKind::Judge)
+}
+
+/// Runs the policy's judge detectors over the caller's texts (`(field, text)`), in order, before
+/// the engine sees them: a `block` category answers 400 `policy_blocked:<category>`; every
+/// decision lands in the trail. A judge that cannot answer fails the request closed (503
+/// `policy_judge_unavailable`), never open.
+pub async fn judge_input(
+    policy: &Policy,
+    engine: &Engine,
+    texts: &[(String, String)],
+    trail: &SharedTrail,
+) -> Result<(), ApiError> {
+    for spec in judges(policy) {
+        let labels: Vec<String> = spec.categories.iter().map(|c| c.to_string()).collect();
+        let judge = EngineJudge::new(engine.clone(), labels);
+        for (field, text) in texts {
+            let detections = judge
+                .classify(text)
+                .await
+                .map_err(|e| ApiError::Unavailable {
+                    code: "policy_judge_unavailable",
+                    message: format!(
+                        "the content policy's judge {:?} could not classify {field}: {e}",
+                        spec.name
+                    ),
+                    retry_after_secs: Some(1),
+                })?;
+            let rule = enclave_policy::RuleId::Detector(std::sync::Arc::from(format!(
+                "{}(judge)",
+                spec.name
+            )));
+            let matches: Vec<_> = policy
+                .detection_matches(text, spec, &detections, Scope::Input)
+                .into_iter()
+                .map(|mut m| {
+                    m.rule = rule.clone();
+                    m
+                })
+                .collect();
+            trail.record(Scope::Input, Some(field.as_str()), &matches);
+            if let Some(m) = matches
+                .iter()
+                .find(|m| m.action == enclave_policy::Action::Block)
+            {
+                trail.block(Scope::Input, Some(field.as_str()), m);
+                return Err(input_blocked(field, m));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether the policy has a judge to run on input.
+pub fn has_judges(policy: &Policy) -> bool {
+    judges(policy).next().is_some()
+}
+
+/// The texts of a prompt a judge reads, named by their request field.
+pub fn prompt_texts(
+    prompt: &PromptInput,
+    tokenizer: &enclave_model_core::tokenizer::Tokenizer,
+) -> Vec<(String, String)> {
+    match prompt {
+        PromptInput::Text(t) => vec![("prompt".to_owned(), t.clone())],
+        PromptInput::Chat(messages) => messages
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !m.content.trim().is_empty())
+            .map(|(i, m)| (format!("messages[{i}].content"), m.content.clone()))
+            .collect(),
+        PromptInput::Tokens(ids) => {
+            vec![(
+                "prompt".to_owned(),
+                tokenizer.decode(ids).unwrap_or_default(),
+            )]
+        }
     }
 }
