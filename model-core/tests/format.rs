@@ -78,6 +78,7 @@ fn submit(
             req,
             RequestOptions {
                 response_format: rf,
+                ..RequestOptions::default()
             },
         )
         .unwrap_or_else(|e| panic!("{prompt}: {e}"));
@@ -449,6 +450,7 @@ fn bad_formats_are_refused_before_generation() {
                 req,
                 RequestOptions {
                     response_format: Some(rf),
+                    ..RequestOptions::default()
                 },
             )
             .expect_err("must be refused");

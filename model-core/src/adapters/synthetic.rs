@@ -7,6 +7,33 @@ use safetensors::tensor::TensorView;
 use super::Target;
 use crate::config::ModelConfig;
 
+/// Precision of the factors written to a synthetic `adapter_model.safetensors` (PEFT saves in
+/// the training dtype; the engine keeps the file's precision, so it changes decode cost).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileDtype {
+    F32,
+    F16,
+    BF16,
+}
+
+impl FileDtype {
+    fn safetensors(self) -> Dtype {
+        match self {
+            FileDtype::F32 => Dtype::F32,
+            FileDtype::F16 => Dtype::F16,
+            FileDtype::BF16 => Dtype::BF16,
+        }
+    }
+
+    fn encode(self, v: f32) -> Vec<u8> {
+        match self {
+            FileDtype::F32 => v.to_le_bytes().to_vec(),
+            FileDtype::F16 => half::f16::from_f32(v).to_le_bytes().to_vec(),
+            FileDtype::BF16 => half::bf16::from_f32(v).to_le_bytes().to_vec(),
+        }
+    }
+}
+
 /// `adapter_config.json` and `adapter_model.safetensors` bytes of a LoRA with `rank` and
 /// `alpha` on `targets` of every layer: A and B uniform in ±`magnitude`, f32, seeded.
 pub fn random_peft(
@@ -16,6 +43,19 @@ pub fn random_peft(
     alpha: f32,
     magnitude: f32,
     seed: u64,
+) -> (Vec<u8>, Vec<u8>) {
+    random_peft_as(cfg, targets, rank, alpha, magnitude, seed, FileDtype::F32)
+}
+
+/// [`random_peft`] with the factors stored as `dtype` (the same random values, rounded).
+pub fn random_peft_as(
+    cfg: &ModelConfig,
+    targets: &[Target],
+    rank: usize,
+    alpha: f32,
+    magnitude: f32,
+    seed: u64,
+    dtype: FileDtype,
 ) -> (Vec<u8>, Vec<u8>) {
     let mut state = seed;
     let mut next = move || {
@@ -40,8 +80,8 @@ pub fn random_peft(
                 "base_model.model.model.layers.{l}.{parent}.{}",
                 t.module_name()
             );
-            let a: Vec<u8> = (0..rank * inp).flat_map(|_| next().to_le_bytes()).collect();
-            let b: Vec<u8> = (0..out * rank).flat_map(|_| next().to_le_bytes()).collect();
+            let a: Vec<u8> = (0..rank * inp).flat_map(|_| dtype.encode(next())).collect();
+            let b: Vec<u8> = (0..out * rank).flat_map(|_| dtype.encode(next())).collect();
             owned.push((format!("{path}.lora_A.weight"), vec![rank, inp], a));
             owned.push((format!("{path}.lora_B.weight"), vec![out, rank], b));
         }
@@ -52,7 +92,7 @@ pub fn random_peft(
         .map(|(n, s, d)| {
             (
                 n.clone(),
-                TensorView::new(Dtype::F32, s.clone(), d).expect("consistent tensor view"),
+                TensorView::new(dtype.safetensors(), s.clone(), d).expect("consistent tensor view"),
             )
         })
         .collect();

@@ -202,6 +202,7 @@ impl EngineCore {
                     tx,
                     in_queue_count: true,
                     constraint: req.constraint,
+                    adapter: req.adapter,
                 };
                 self.scheduler.waiting.push_back(seq);
                 true
@@ -290,7 +291,7 @@ impl EngineCore {
                     start_pos: s.computed,
                     blocks: s.blocks.ids(),
                     logits: s.computed + n == s.tokens.len(),
-                    adapter: None,
+                    adapter: s.adapter.as_ref().map(|l| l.adapter()),
                 }
             })
             .collect();

@@ -12,7 +12,11 @@ use super::request::{
     GenerateRequest, ModelInfo, PreparedRequest, PromptInput, RequestError, RequestOptions,
     SubmitError,
 };
+use crate::adapters::{
+    AdapterLease, AdapterLimits, LoraAdapter, ResidentAdapters, ResidentError, load_peft,
+};
 use crate::chat::ChatTemplate;
+use crate::config::ModelConfig;
 use crate::constraints::{ConstraintCompiler, ConstraintError, ResponseFormat};
 use crate::error::LoadError;
 use crate::kv::KvStore;
@@ -38,6 +42,10 @@ pub struct EngineConfig {
     pub threads: Option<usize>,
     /// Cap on the context (`None` = the model's own).
     pub max_context: Option<usize>,
+    /// Memory for resident LoRA adapter versions; least recently used unpinned ones are evicted.
+    pub adapter_memory_bytes: usize,
+    /// Upload/load limits for adapters (rank, file size).
+    pub adapter_limits: AdapterLimits,
 }
 
 impl Default for EngineConfig {
@@ -50,6 +58,8 @@ impl Default for EngineConfig {
             max_waiting: 256,
             threads: None,
             max_context: None,
+            adapter_memory_bytes: 1 << 30,
+            adapter_limits: AdapterLimits::default(),
         }
     }
 }
@@ -59,6 +69,9 @@ impl Default for EngineConfig {
 pub struct Engine {
     shared: Arc<Shared>,
     commands: mpsc::Sender<Command>,
+    adapters: ResidentAdapters,
+    base: Arc<ModelConfig>,
+    adapter_limits: AdapterLimits,
 }
 
 impl Engine {
@@ -112,9 +125,13 @@ impl Engine {
             .name("enclave-engine".into())
             .spawn(move || core.run(rx))
             .map_err(LoadError::Thread)?;
+        let adapters = ResidentAdapters::new(cfg.adapter_memory_bytes);
         Ok(Engine {
             shared,
             commands: tx,
+            adapters,
+            base: Arc::new(mc),
+            adapter_limits: cfg.adapter_limits,
         })
     }
 
@@ -145,8 +162,14 @@ impl Engine {
             }
             _ => None,
         };
+        if let Some(lease) = &options.adapter
+            && !lease.adapter().fits(&self.base)
+        {
+            return Err(RequestError::AdapterMismatch(lease.id().to_string()));
+        }
         let mut prepared = self.prepare_plain(req)?;
         prepared.constraint = constraint;
+        prepared.adapter = options.adapter;
         Ok(prepared)
     }
 
@@ -225,6 +248,7 @@ impl Engine {
             sampling,
             max_tokens,
             constraint: None,
+            adapter: None,
         })
     }
 
@@ -251,6 +275,43 @@ impl Engine {
             return Err(SubmitError::ShuttingDown);
         }
         Ok(GenerationStream { rx, prompt_tokens })
+    }
+
+    /// The base model's configuration (what adapters are validated against).
+    pub fn model_config(&self) -> &ModelConfig {
+        &self.base
+    }
+
+    /// The resident adapter set (stats, residency checks).
+    pub fn adapters(&self) -> &ResidentAdapters {
+        &self.adapters
+    }
+
+    /// Parses and strictly validates a PEFT adapter against this base model and the configured
+    /// limits (what an upload must pass).
+    pub fn validate_adapter(
+        &self,
+        config_json: &[u8],
+        weights: &[u8],
+    ) -> Result<LoraAdapter, crate::adapters::AdapterError> {
+        load_peft(config_json, weights, &self.base, &self.adapter_limits)
+    }
+
+    /// A lease on adapter version `id` (its content address), loading it with `read` (returning
+    /// `adapter_config.json` and `adapter_model.safetensors` bytes) when it is not resident.
+    /// Blocks the calling thread while loading: call it from a blocking task, never from async
+    /// code directly. The engine thread never loads, so running sequences keep stepping.
+    pub fn acquire_adapter<F>(&self, id: &str, read: F) -> Result<AdapterLease, ResidentError>
+    where
+        F: FnOnce() -> std::io::Result<(Vec<u8>, Vec<u8>)>,
+    {
+        self.adapters.get_or_load(id, || {
+            let (config, weights) = read().map_err(|e| ResidentError::Read {
+                id: id.to_string(),
+                message: e.to_string(),
+            })?;
+            Ok(self.validate_adapter(&config, &weights)?)
+        })
     }
 
     pub fn metrics(&self) -> EngineMetrics {

@@ -2,6 +2,7 @@
 //! which can only be built by [`super::Engine::prepare`], so every limit is checked before a
 //! request takes a place in the queue.
 
+use crate::adapters::AdapterLease;
 use crate::chat::ChatMessage;
 use crate::constraints::{Constraint, ConstraintError, ResponseFormat};
 use crate::sampling::{RawSamplingParams, SamplingError, SamplingParams};
@@ -33,6 +34,10 @@ pub struct RequestOptions {
     /// Constrained output (`None` or [`ResponseFormat::Text`]: free text). Compiled by
     /// [`super::Engine::prepare_with`], so a bad format is refused before generation.
     pub response_format: Option<ResponseFormat>,
+    /// The LoRA adapter version to run with (`None`: the base model). A lease pins the version
+    /// in the engine's resident set until the request ends, so it finishes on the version it
+    /// started with. Get one from [`super::Engine::acquire_adapter`].
+    pub adapter: Option<AdapterLease>,
 }
 
 /// A request that passed every check: tokens fit the context, sampling values are in range,
@@ -44,6 +49,8 @@ pub struct PreparedRequest {
     pub(crate) max_tokens: u32,
     /// The compiled output format, at its start state.
     pub(crate) constraint: Option<Constraint>,
+    /// The adapter version the request runs with; held until the sequence ends.
+    pub(crate) adapter: Option<AdapterLease>,
 }
 
 impl PreparedRequest {
@@ -57,6 +64,11 @@ impl PreparedRequest {
 
     pub fn sampling(&self) -> &SamplingParams {
         &self.sampling
+    }
+
+    /// The content address of the adapter version the request runs with, if any.
+    pub fn adapter_id(&self) -> Option<&str> {
+        self.adapter.as_ref().map(AdapterLease::id)
     }
 
     /// Whether the output is constrained to a format.
@@ -86,6 +98,9 @@ pub enum RequestError {
     Template(String),
     #[error("tokenization failed: {0}")]
     Tokenizer(String),
+    /// The adapter's factors do not fit this engine's base model.
+    #[error("adapter {0} was validated for a different base model")]
+    AdapterMismatch(String),
     /// The response format cannot be served (bad schema, unsupported keyword, bad regex ...).
     /// Some causes are engine faults: see [`ConstraintError::is_caller_fault`].
     #[error(transparent)]
@@ -105,6 +120,7 @@ impl RequestError {
             RequestError::Sampling(e) => e.code(),
             RequestError::Template(_) => "chat_template_error",
             RequestError::Tokenizer(_) => "tokenization_error",
+            RequestError::AdapterMismatch(_) => "adapter_base_mismatch",
             RequestError::Format(e) => e.code(),
         }
     }
@@ -120,6 +136,7 @@ impl RequestError {
             RequestError::Sampling(e) => Some(e.field()),
             RequestError::Template(_) => Some("messages"),
             RequestError::Tokenizer(_) => None,
+            RequestError::AdapterMismatch(_) => Some("model"),
             RequestError::Format(e) => Some(e.field()),
         }
     }

@@ -3,6 +3,7 @@
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::api::{FinishReason, GenerationEvent, TokenLogprobs, Usage};
+use crate::adapters::AdapterLease;
 use crate::constraints::Constraint;
 use crate::kv::SeqBlocks;
 use crate::sampling::{Sampler, SamplingParams, StopMatcher, TokenHistory};
@@ -26,6 +27,9 @@ pub struct Sequence {
     /// The response format's state. It advances only on sampled tokens, so it survives
     /// preemption untouched: recomputing the KV cache replays tokens it already committed.
     pub constraint: Option<Constraint>,
+    /// The adapter version this sequence runs with (pinned while the sequence lives, so the
+    /// resident set cannot evict it and preemption recomputes with the same version).
+    pub adapter: Option<AdapterLease>,
 }
 
 /// What happened after a token was appended.
@@ -102,7 +106,9 @@ impl Sequence {
     }
 
     /// Sends the final event, releasing any text held back for stop matching.
-    pub fn finish(self, reason: FinishReason) {
+    pub fn finish(mut self, reason: FinishReason) {
+        // Unpin the adapter before the caller learns the request ended.
+        self.adapter = None;
         let usage = self.usage();
         let mut text = String::new();
         if !matches!(reason, FinishReason::StopSequence(_)) {
@@ -122,7 +128,8 @@ impl Sequence {
     }
 
     /// Ends the sequence with an error event (its blocks return to the pool on drop).
-    pub fn fail(self, message: String) {
+    pub fn fail(mut self, message: String) {
+        self.adapter = None;
         let _ = self.tx.send(GenerationEvent::Failed { message });
     }
 }

@@ -50,6 +50,8 @@ pub enum BenchCommand {
     Policy,
     /// Durable audit records/s, append latency, export and verify rows/s, export peak RSS.
     Audit(commands::bench::audit::AuditBenchArgs),
+    /// Decode tok/s at 16 sequences with 0/1/4/16 distinct LoRA adapters; adapter cold-load time.
+    Lora(commands::bench::lora::LoraBenchArgs),
 }
 
 /// Options shared by commands that load a model.
@@ -95,6 +97,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Audit(args)) => commands::bench::audit::run_bench(args),
         Command::Audit(args) => commands::audit::run(args),
         Command::Bench(BenchCommand::Gateway(args)) => commands::bench::gateway::run(args),
+        Command::Bench(BenchCommand::Lora(args)) => commands::bench::lora::run(args),
         Command::Bench(BenchCommand::Policy) => {
             enclave_policy::bench::run(&mut |f| {
                 commands::bench::emit(f.bench, &f.metric, f.value, f.unit)

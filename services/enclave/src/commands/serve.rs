@@ -85,7 +85,10 @@ fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = settings(&args)?;
-    let engine = Engine::load(&args.model.model, args.model.engine_config())
+    let mut engine_config = args.model.engine_config();
+    engine_config.adapter_memory_bytes = settings.adapters.cache_bytes;
+    engine_config.adapter_limits = settings.adapters.limits();
+    let engine = Engine::load(&args.model.model, engine_config)
         .with_context(|| format!("loading {}", args.model.model.display()))?;
     tracing::info!(model = %engine.info().id, context = engine.info().context_length, "model loaded");
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -203,7 +203,6 @@ pub async fn record_calls(
     };
     let started = Instant::now();
     let body = read_body(&mut req, limit).await;
-    req.set_payload(Payload::from(body.clone()));
     let notes = SharedNotes::default();
     req.extensions_mut().insert(notes.clone());
     let call = extract::Call::from_request(&req, body);
@@ -301,23 +300,39 @@ fn unavailable(
     )
 }
 
-/// Reads the request body (at most `limit + 1` bytes, so the handler still refuses an
-/// oversized body with 413).
+/// Reads the request body for the record (at most `limit` bytes and one chunk); the handler gets
+/// the whole body, and still refuses one over its own limit with 413.
 async fn read_body(req: &mut ServiceRequest, limit: usize) -> Bytes {
     let mut payload = req.take_payload();
     let mut buf = BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        match chunk {
-            Ok(c) => {
-                buf.extend_from_slice(&c);
-                if buf.len() > limit {
-                    break;
-                }
+    let mut failed = None;
+    while buf.len() <= limit {
+        match payload.next().await {
+            Some(Ok(c)) => buf.extend_from_slice(&c),
+            Some(Err(e)) => {
+                failed = Some(e);
+                break;
             }
-            Err(_) => break,
+            None => {
+                let body = buf.freeze();
+                req.set_payload(Payload::from(body.clone()));
+                return body;
+            }
         }
     }
-    buf.freeze()
+    // Longer than the record keeps: the handler still gets the whole body (or the read error),
+    // since routes with a limit of their own (adapter uploads) must not see it cut short.
+    let head = buf.freeze();
+    let first = futures::stream::once(std::future::ready(Ok(head.clone())));
+    type Rest = std::pin::Pin<
+        Box<dyn futures::Stream<Item = Result<Bytes, actix_web::error::PayloadError>>>,
+    >;
+    let rest: Rest = match failed {
+        Some(e) => Box::pin(first.chain(futures::stream::once(std::future::ready(Err(e))))),
+        None => Box::pin(first.chain(payload)),
+    };
+    req.set_payload(Payload::from(rest));
+    head
 }
 
 /// Records the before/after values of an administrative change in the call's record.

@@ -8,15 +8,16 @@
 
 pub mod upload;
 
-use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 
+use actix_web::HttpRequest;
 use actix_web::http::StatusCode;
-use enclave_domain::{AdapterRef, AdapterVersion, TenantId};
-use enclave_model_core::adapters::{AdapterError, AdapterLimits, LoraAdapter, Target, load_peft};
+use enclave_domain::{AdapterRef, TenantId};
+use enclave_model_core::adapters::{
+    AdapterError, AdapterLease, AdapterLimits, LoraAdapter, ResidentError, Target,
+};
 use enclave_model_core::config::ModelConfig;
-use enclave_model_core::engine::{Engine, PreparedRequest};
+use enclave_model_core::engine::{Engine, RequestOptions};
 use enclave_store::{AdapterBlobs, AdapterFiles, AdapterVersionRecord, StoreError};
 use serde::{Deserialize, Serialize};
 
@@ -31,11 +32,13 @@ use crate::state::AppState;
 pub struct AdapterSettings {
     /// Where adapter files are kept; default `<database.data_dir>/adapters`.
     pub dir: Option<PathBuf>,
-    /// Largest LoRA rank accepted (per module).
+    /// Largest LoRA rank accepted (per module). Applied by the engine (`enclave serve` passes it).
     pub max_rank: usize,
     /// Largest upload (whole body: files or archive).
     pub max_upload_bytes: usize,
-    /// Validated adapters kept in the gateway's memory, in bytes of f32 factors.
+    /// Memory for adapter versions resident in the engine, in bytes of factors (kept in the
+    /// file's precision). Least recently used versions are evicted first; versions that running
+    /// requests use are pinned. Applied by the engine (`enclave serve` passes it).
     pub cache_bytes: usize,
 }
 
@@ -61,52 +64,26 @@ impl AdapterSettings {
                 "must be between 1 KiB and 4 GiB",
             ));
         }
+        if self.cache_bytes < 1 << 20 {
+            return Err(("adapters.cache_bytes", "must be at least 1 MiB"));
+        }
         Ok(())
     }
+
+    /// The engine's limits for adapters (upload validation and loading share them).
+    pub fn limits(&self) -> AdapterLimits {
+        AdapterLimits {
+            max_rank: self.max_rank,
+            max_file_bytes: self.max_upload_bytes,
+        }
+    }
 }
 
-/// The adapter side of the app state: the file store and a byte-bounded cache of validated
-/// adapters keyed by (tenant, version), so a request does not re-read and re-validate files.
+/// The adapter side of the app state: the file store. Validated adapters live in the engine's
+/// resident set (bounded in bytes, LRU, in-use versions pinned), the one copy the forward pass
+/// reads.
 pub struct AdapterRuntime {
     blobs: AdapterBlobs,
-    limits: AdapterLimits,
-    cache: Mutex<Cache>,
-}
-
-#[derive(Default)]
-struct Cache {
-    bytes: usize,
-    capacity: usize,
-    map: HashMap<(TenantId, AdapterVersion), Arc<LoraAdapter>>,
-    /// Least recently used first.
-    order: VecDeque<(TenantId, AdapterVersion)>,
-}
-
-impl Cache {
-    fn get(&mut self, key: &(TenantId, AdapterVersion)) -> Option<Arc<LoraAdapter>> {
-        let hit = self.map.get(key).cloned()?;
-        self.order.retain(|k| k != key);
-        self.order.push_back(key.clone());
-        Some(hit)
-    }
-
-    fn put(&mut self, key: (TenantId, AdapterVersion), adapter: Arc<LoraAdapter>) {
-        let size = adapter.size_bytes();
-        if size > self.capacity || self.map.contains_key(&key) {
-            return;
-        }
-        while self.bytes + size > self.capacity {
-            let Some(old) = self.order.pop_front() else {
-                break;
-            };
-            if let Some(a) = self.map.remove(&old) {
-                self.bytes -= a.size_bytes();
-            }
-        }
-        self.bytes += size;
-        self.order.push_back(key.clone());
-        self.map.insert(key, adapter);
-    }
 }
 
 impl AdapterRuntime {
@@ -117,44 +94,11 @@ impl AdapterRuntime {
             .unwrap_or_else(|| data_dir.join("adapters"));
         AdapterRuntime {
             blobs: AdapterBlobs::new(dir),
-            limits: AdapterLimits {
-                max_rank: settings.max_rank,
-                max_file_bytes: settings.max_upload_bytes,
-            },
-            cache: Mutex::new(Cache {
-                capacity: settings.cache_bytes,
-                ..Cache::default()
-            }),
         }
     }
 
     pub fn blobs(&self) -> &AdapterBlobs {
         &self.blobs
-    }
-
-    pub fn limits(&self) -> AdapterLimits {
-        self.limits
-    }
-
-    fn cached(&self, key: &(TenantId, AdapterVersion)) -> Option<Arc<LoraAdapter>> {
-        self.cache.lock().ok()?.get(key)
-    }
-
-    fn remember(&self, key: (TenantId, AdapterVersion), adapter: Arc<LoraAdapter>) {
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.put(key, adapter);
-        }
-    }
-
-    /// Drops a deleted version from the cache.
-    pub fn forget(&self, tenant: &TenantId, version: &AdapterVersion) {
-        if let Ok(mut cache) = self.cache.lock() {
-            let key = (*tenant, version.clone());
-            if let Some(a) = cache.map.remove(&key) {
-                cache.bytes -= a.size_bytes();
-                cache.order.retain(|k| *k != key);
-            }
-        }
     }
 }
 
@@ -166,16 +110,16 @@ pub struct ValidatedAdapter {
 }
 
 /// Strict validation against the served base: the specific code of each refusal, naming the
-/// tensor or field. Runs model-core's PEFT loader (the same one serving uses), after a check that
-/// the tensors are laid out for this base at all (architecture, hidden size).
-pub fn validate(
-    files: &AdapterFiles,
-    base: &ModelConfig,
-    limits: &AdapterLimits,
-) -> Result<ValidatedAdapter, ApiError> {
+/// tensor or field. Runs the engine's own validation (the same parse, checks and limits as when
+/// a version is loaded to serve), after a check that the tensors are laid out for this base at
+/// all (architecture, hidden size), which says "wrong base" instead of naming one odd tensor.
+pub fn validate(files: &AdapterFiles, engine: &Engine) -> Result<ValidatedAdapter, ApiError> {
+    let base = engine.model_config();
     check_embedding_targets(&files.config)?;
     check_base_layout(&files.weights, base)?;
-    let adapter = load_peft(&files.config, &files.weights, base, limits).map_err(adapter_error)?;
+    let adapter = engine
+        .validate_adapter(&files.config, &files.weights)
+        .map_err(adapter_error)?;
     let mut targets: Vec<Target> = adapter
         .layers
         .iter()
@@ -347,11 +291,11 @@ pub struct ResolvedModel {
     pub adapter: Option<ResolvedAdapter>,
 }
 
-/// A tenant's adapter version, validated and ready to hand to the engine.
+/// A tenant's adapter version, resident in the engine and pinned by `lease` until the last
+/// request using it ends.
 pub struct ResolvedAdapter {
-    pub tenant: TenantId,
     pub record: AdapterVersionRecord,
-    pub lora: Arc<LoraAdapter>,
+    pub lease: AdapterLease,
 }
 
 fn model_not_found(requested: &str) -> ApiError {
@@ -366,7 +310,7 @@ fn model_not_found(requested: &str) -> ApiError {
 }
 
 /// Resolves `model` for the caller's tenant: the base model, or one of the tenant's adapters
-/// (read from the file store and validated again on first use, then cached).
+/// (made resident in the engine on first use, validated again as it loads).
 pub async fn resolve(
     state: &AppState,
     ctx: &TenantContext,
@@ -391,69 +335,82 @@ pub async fn resolve(
         Err(StoreError::NotFound { .. }) => return Err(model_not_found(requested)),
         Err(e) => return Err(e.into()),
     };
-    let runtime = state.adapters();
-    let key = (ctx.tenant_id, record.version.clone());
-    let lora = match runtime.cached(&key) {
-        Some(hit) => hit,
-        None => {
-            let blobs = runtime.blobs().clone();
-            let (base, limits, tenant, version) = (
-                served.engine.info().config.clone(),
-                runtime.limits(),
-                ctx.tenant_id,
-                record.version.clone(),
-            );
-            let loaded = actix_web::web::block(move || {
-                let files = blobs.read(&tenant, &version).map_err(ApiError::internal)?;
-                // Stored versions passed validation at upload; a failure here means the files or
-                // the served base changed. Refuse rather than serve something else.
-                load_peft(&files.config, &files.weights, &base, &limits).map_err(|e| {
-                    ApiError::Conflict {
-                        code: "adapter_incompatible",
-                        message: format!(
-                            "adapter version {version} no longer fits the served base model: {e}"
-                        ),
-                        field: Some("model".to_owned()),
-                    }
-                })
-            })
-            .await
-            .map_err(ApiError::internal)??;
-            let lora = Arc::new(loaded);
-            runtime.remember(key, Arc::clone(&lora));
-            lora
-        }
-    };
+    let lease = lease(state, &served.engine, ctx.tenant_id, &record).await?;
     Ok(ResolvedModel {
         engine: served.engine.clone(),
         id: requested.to_owned(),
-        adapter: Some(ResolvedAdapter {
-            tenant: ctx.tenant_id,
-            record,
-            lora,
-        }),
+        adapter: Some(ResolvedAdapter { record, lease }),
     })
 }
 
-/// THE single call site where a resolved adapter reaches the engine. The engine API for
-/// per-request adapters is not on this build's engine yet (model-core's `PreparedRequest` has no
-/// adapter slot), so a request naming an adapter is refused with 503 `adapter_serving_unavailable`
-/// instead of being answered by the bare base model. When the engine takes adapters, this is the
-/// one function to change: attach `adapter.lora` (keyed by `adapter.tenant` + version).
-pub fn attach(
-    prepared: PreparedRequest,
-    adapter: Option<&ResolvedAdapter>,
-) -> Result<PreparedRequest, ApiError> {
-    match adapter {
-        None => Ok(prepared),
-        Some(a) => Err(ApiError::Unavailable {
-            code: "adapter_serving_unavailable",
+/// A lease on the version in the engine's resident set, loading it from the file store when it
+/// is not resident (on a blocking thread: the engine keeps stepping meanwhile). Keyed by tenant
+/// and version, so tenants never share a resident entry.
+async fn lease(
+    state: &AppState,
+    engine: &Engine,
+    tenant: TenantId,
+    record: &AdapterVersionRecord,
+) -> Result<AdapterLease, ApiError> {
+    let (engine, blobs) = (engine.clone(), state.adapters().blobs().clone());
+    let version = record.version.clone();
+    let acquired = actix_web::web::block(move || {
+        engine.acquire_adapter(&format!("{tenant}/{version}"), || {
+            let files = blobs
+                .read(&tenant, &version)
+                .map_err(std::io::Error::other)?;
+            Ok((files.config, files.weights))
+        })
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    acquired.map_err(|e| resident_error(e, record))
+}
+
+/// Why a stored version could not be made resident, for the caller. Never a fallback to the base.
+fn resident_error(e: ResidentError, record: &AdapterVersionRecord) -> ApiError {
+    let what = format!("adapter {}@v{}", record.name, record.number);
+    match e {
+        // Stored versions passed validation at upload: the files or the served base changed.
+        ResidentError::Invalid(e) => ApiError::Conflict {
+            code: "adapter_incompatible",
+            message: format!("{what} no longer fits the served base model: {e}"),
+            field: Some("model".to_owned()),
+        },
+        ResidentError::Busy { .. } => ApiError::Unavailable {
+            code: "adapter_capacity_busy",
             message: format!(
-                "adapter {}@v{} is valid, but this server's engine cannot apply adapters yet; the request is refused rather than answered by the base model",
-                a.record.name, a.record.number
+                "{what} cannot be loaded now: adapter memory is pinned by running requests; retry shortly"
+            ),
+            retry_after_secs: Some(1),
+        },
+        ResidentError::LargerThanBudget { needed, budget, .. } => ApiError::Unavailable {
+            code: "adapter_too_large_for_memory",
+            message: format!(
+                "{what} needs {needed} bytes of adapter memory; this server has {budget} (adapters.cache_bytes)"
             ),
             retry_after_secs: None,
-        }),
+        },
+        ResidentError::Read { .. } => ApiError::internal(e),
+    }
+}
+
+/// THE single call site where a resolved adapter reaches the engine: the request's `options`
+/// carry its lease (the sequence runs on that version to its end, even if an alias moves
+/// meanwhile), and the call's audit record names the version's content address.
+pub fn attach(
+    req: &HttpRequest,
+    adapter: Option<&ResolvedAdapter>,
+    options: RequestOptions,
+) -> RequestOptions {
+    let Some(a) = adapter else {
+        return options;
+    };
+    let version = a.record.version.to_string();
+    crate::audit::annotate(req, |n| n.adapter_version = Some(version));
+    RequestOptions {
+        adapter: Some(a.lease.clone()),
+        ..options
     }
 }
 

@@ -117,10 +117,8 @@ pub async fn generate(
         policy::judge::judge_input(&content_policy.policy, engine, &texts, &trail).await?;
     }
     let output_format = format::ResolvedFormat::resolve(state, ctx, &plan).await?;
-    let prepared = adapters::attach(
-        engine.prepare_with(generate, output_format.options())?,
-        resolved.adapter.as_ref(),
-    )?;
+    let options = adapters::attach(req, resolved.adapter.as_ref(), output_format.options());
+    let prepared = engine.prepare_with(generate, options)?;
     let accounting = match state.store() {
         Ok(store) => {
             let key = ctx.principal().api_key_id();

@@ -95,15 +95,13 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, A
     Ok(body)
 }
 
-/// Removes files no version row references any more (after the rows are gone).
+/// Removes files no version row references any more (after the rows are gone). A removed
+/// version still resident in the engine ages out of its LRU set: nothing can resolve it now.
 async fn remove_files(
     state: &AppState,
     tenant: TenantId,
     removal: Vec<enclave_domain::AdapterVersion>,
 ) {
-    for v in &removal {
-        state.adapters().forget(&tenant, v);
-    }
     let blobs = state.adapters().blobs().clone();
     let done = web::block(move || removal.iter().try_for_each(|v| blobs.remove(&tenant, v))).await;
     if let Ok(Err(e)) = done {
@@ -178,12 +176,9 @@ pub async fn upload_adapter(
         .map(|a| AdapterAlias::parse(a).map_err(|e| domain_error("alias", e)))
         .collect::<Result<Vec<_>, _>>()?;
     let files = form.files()?;
-    let (base, limits) = (
-        served.engine.info().config.clone(),
-        state.adapters().limits(),
-    );
+    let engine = served.engine.clone();
     let (files, validated) =
-        web::block(move || runtime::validate(&files, &base, &limits).map(|v| (files, v)))
+        web::block(move || runtime::validate(&files, &engine).map(|v| (files, v)))
             .await
             .map_err(ApiError::internal)??;
     let tenant = ctx.tenant_id;

@@ -1,5 +1,6 @@
 //! The gateway's one integration binary: a real server on port 0 per test.
 
+mod adapter_serving;
 mod adapters;
 mod audit;
 mod auth_attacks;

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod engine;
 pub mod format;
 pub mod gateway;
+pub mod lora;
 
 use serde_json::json;
 

@@ -1,0 +1,268 @@
+//! `enclave bench lora`: aggregate decode throughput at 16 concurrent sequences with 0 (base),
+//! 1, 4 and 16 distinct adapters (rank 16 on all seven projections by default), the ratio of
+//! each to the base figure, and the cold-load time of one adapter (read its files, parse,
+//! validate, make resident), for adapter files in f32 and in bf16.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use enclave_model_core::adapters::synthetic::{self, FileDtype};
+use enclave_model_core::adapters::{AdapterLease, Target};
+use enclave_model_core::engine::{
+    Engine, GenerateRequest, GenerationEvent, GenerationStream, PromptInput, RequestOptions,
+};
+use enclave_model_core::sampling::RawSamplingParams;
+
+use super::{emit, peak_rss_mib};
+use crate::cli::ModelArgs;
+
+/// Precision of the generated adapter files (the engine keeps the file's precision).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Dtype {
+    F32,
+    F16,
+    Bf16,
+}
+
+impl Dtype {
+    fn file(self) -> FileDtype {
+        match self {
+            Dtype::F32 => FileDtype::F32,
+            Dtype::F16 => FileDtype::F16,
+            Dtype::Bf16 => FileDtype::BF16,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Dtype::F32 => "f32",
+            Dtype::F16 => "f16",
+            Dtype::Bf16 => "bf16",
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct LoraBenchArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Concurrent sequences in the decode measurements.
+    #[arg(long, default_value_t = 16)]
+    pub sequences: usize,
+    /// Numbers of distinct adapters shared round-robin by the sequences (0 = base model).
+    #[arg(long, value_delimiter = ',', default_value = "0,1,4,16")]
+    pub adapters: Vec<usize>,
+    /// LoRA rank of every adapter (all seven projections of every layer).
+    #[arg(long, default_value_t = 16)]
+    pub rank: usize,
+    /// Precisions of the adapter files to measure.
+    #[arg(long, value_delimiter = ',', default_value = "f32,bf16")]
+    pub dtypes: Vec<Dtype>,
+    /// Tokens generated per sequence.
+    #[arg(long, default_value_t = 32)]
+    pub decode_tokens: u32,
+    /// Repetitions of each measurement; the median is printed.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+}
+
+fn greedy() -> RawSamplingParams {
+    RawSamplingParams {
+        temperature: Some(0.0),
+        ignore_eos: Some(true),
+        ..Default::default()
+    }
+}
+
+fn submit(
+    engine: &Engine,
+    i: usize,
+    adapter: Option<&AdapterLease>,
+    tokens: u32,
+) -> anyhow::Result<GenerationStream> {
+    let prompt = format!(
+        "Request {i}: write a detailed report about the history of the printing press in Europe."
+    );
+    let req = GenerateRequest {
+        prompt: PromptInput::Text(prompt),
+        sampling: greedy(),
+        max_tokens: Some(tokens),
+    };
+    let options = RequestOptions {
+        adapter: adapter.cloned(),
+        ..Default::default()
+    };
+    Ok(engine.submit(engine.prepare_with(req, options)?)?)
+}
+
+/// Reads a stream to its end; returns (time of first token, time of last event, tokens).
+fn drain(mut stream: GenerationStream) -> anyhow::Result<(Instant, Instant, u32)> {
+    let (mut first, mut n) = (None, 0);
+    while let Some(ev) = stream.blocking_next() {
+        match ev {
+            GenerationEvent::Token { .. } => {
+                n += 1;
+                first.get_or_insert_with(Instant::now);
+            }
+            GenerationEvent::Finished { .. } => {
+                return Ok((first.unwrap_or_else(Instant::now), Instant::now(), n));
+            }
+            GenerationEvent::Failed { message } => anyhow::bail!("generation failed: {message}"),
+        }
+    }
+    anyhow::bail!("stream ended without a final event")
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Aggregate decode tokens/s of `n` sequences, sequence `i` on `leases[i % len]` (none when
+/// empty), between the moment every sequence has its first token and the last one finishing.
+fn decode_rate(
+    engine: &Engine,
+    n: usize,
+    leases: &[AdapterLease],
+    tokens: u32,
+) -> anyhow::Result<f64> {
+    let streams = (0..n)
+        .map(|i| {
+            let lease = (!leases.is_empty()).then(|| &leases[i % leases.len()]);
+            submit(engine, i, lease, tokens)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let handles: Vec<_> = streams
+        .into_iter()
+        .map(|s| std::thread::spawn(move || drain(s)))
+        .collect();
+    let mut results = Vec::new();
+    for h in handles {
+        results.push(
+            h.join()
+                .map_err(|_| anyhow::anyhow!("reader thread panicked"))??,
+        );
+    }
+    let start = results.iter().map(|r| r.0).max().context("no results")?;
+    let end = results.iter().map(|r| r.1).max().context("no results")?;
+    // Tokens after the last sequence's first one are the steady-state decode (prefill excluded).
+    let produced: u32 = results.iter().map(|r| r.2.saturating_sub(1)).sum();
+    let secs = end
+        .duration_since(start)
+        .max(Duration::from_micros(1))
+        .as_secs_f64();
+    Ok(f64::from(produced) / secs)
+}
+
+/// Writes adapter `i` in `dtype` as a PEFT directory under `dir`.
+fn write_adapter(
+    engine: &Engine,
+    dir: &Path,
+    i: usize,
+    rank: usize,
+    dtype: Dtype,
+) -> anyhow::Result<PathBuf> {
+    let (config, weights) = synthetic::random_peft_as(
+        engine.model_config(),
+        &Target::ALL,
+        rank,
+        2.0 * rank as f32,
+        0.02,
+        i as u64 + 1,
+        dtype.file(),
+    );
+    let d = dir.join(format!("{}-adapter-{i}", dtype.name()));
+    std::fs::create_dir_all(&d)?;
+    std::fs::write(d.join("adapter_config.json"), config)?;
+    std::fs::write(d.join("adapter_model.safetensors"), weights)?;
+    Ok(d)
+}
+
+fn load(engine: &Engine, id: &str, dir: &Path) -> anyhow::Result<AdapterLease> {
+    let lease = engine.acquire_adapter(id, || {
+        Ok((
+            std::fs::read(dir.join("adapter_config.json"))?,
+            std::fs::read(dir.join("adapter_model.safetensors"))?,
+        ))
+    })?;
+    Ok(lease)
+}
+
+pub fn run(args: LoraBenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.sequences > 0, "--sequences must be at least 1");
+    let mut cfg = args.model.engine_config();
+    // A bound, not an allocation: room for every adapter of every dtype plus the cold loads.
+    cfg.adapter_memory_bytes = cfg.adapter_memory_bytes.max(8 << 30);
+    let engine = Engine::load(&args.model.model, cfg)
+        .with_context(|| format!("loading {}", args.model.model.display()))?;
+    let tmp = std::env::temp_dir().join(format!("enclave-bench-lora-{}", std::process::id()));
+    let result = bench(&engine, &args, &tmp);
+    let _ = std::fs::remove_dir_all(&tmp);
+    result
+}
+
+fn bench(engine: &Engine, args: &LoraBenchArgs, tmp: &Path) -> anyhow::Result<()> {
+    let most = args.adapters.iter().copied().max().unwrap_or(0).max(1);
+    let runs = args.runs.max(1);
+    for &dtype in &args.dtypes {
+        let dt = dtype.name();
+        let dirs = (0..most)
+            .map(|i| write_adapter(engine, tmp, i, args.rank, dtype))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        // Cold loads: each a version never seen by the engine (files in the page cache).
+        let mut cold = Vec::new();
+        for run in 0..runs {
+            let t = Instant::now();
+            let lease = load(engine, &format!("cold-{dt}-{run}"), &dirs[0])?;
+            cold.push(t.elapsed().as_secs_f64() * 1000.0);
+            let bytes = lease.version().size_bytes() as f64;
+            emit("lora", &format!("adapter_bytes_{dt}"), bytes, "B");
+        }
+        emit(
+            "lora",
+            &format!("cold_load_r{}_{dt}", args.rank),
+            median(cold),
+            "ms",
+        );
+        let leases = dirs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| load(engine, &format!("{dt}-adapter-{i}"), d))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        // Warm-up: sizes the scratch buffers and touches the weights.
+        decode_rate(engine, args.sequences, &leases[..1], 4)?;
+        // The base figure is measured again next to each dtype's figures, so a ratio compares
+        // runs made close together on a machine whose load may drift.
+        let mut base = None;
+        for &k in &args.adapters {
+            let leases = &leases[..k.min(leases.len())];
+            let rates = (0..runs)
+                .map(|_| decode_rate(engine, args.sequences, leases, args.decode_tokens))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let rate = median(rates);
+            let n = args.sequences;
+            emit(
+                "lora",
+                &format!("decode_x{n}_adapters_{k}_{dt}"),
+                rate,
+                "tok/s",
+            );
+            match base {
+                None if k == 0 => base = Some(rate),
+                Some(b) => emit(
+                    "lora",
+                    &format!("ratio_adapters_{k}_{dt}_vs_base"),
+                    rate / b,
+                    "x",
+                ),
+                None => {}
+            }
+        }
+    }
+    if let Some(rss) = peak_rss_mib() {
+        emit("lora", "peak_rss", rss, "MiB");
+    }
+    Ok(())
+}
