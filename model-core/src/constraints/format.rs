@@ -300,12 +300,12 @@ impl TemplateRef {
         let ok = (1..=MAX_TEMPLATE_ID_CHARS).contains(&id.chars().count())
             && id
                 .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@'));
         if !ok {
             return Err(ConstraintError::InvalidField {
                 field: "response_format.template.id",
                 message: format!(
-                    "must be 1 to {MAX_TEMPLATE_ID_CHARS} characters of a-z, A-Z, 0-9, _, - or ."
+                    "must be 1 to {MAX_TEMPLATE_ID_CHARS} characters of a-z, A-Z, 0-9, _, -, . or @ (`name@v<n>` pins a version)"
                 ),
             });
         }

@@ -9,6 +9,7 @@ pub mod health;
 pub mod openai;
 pub mod platform;
 pub mod policies;
+pub mod templates;
 
 use utoipa::openapi::header::Header;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -83,6 +84,12 @@ Every error has the body `{"error": {"code", "message", "field"?, "request_id"?}
         crate::routes::classifiers::list_classifiers,
         crate::routes::classifiers::get_classifier,
         crate::routes::classifiers::classify,
+        crate::routes::templates::create_template,
+        crate::routes::templates::list_templates,
+        crate::routes::templates::get_template,
+        crate::routes::templates::get_template_version,
+        crate::routes::templates::render_template,
+        crate::routes::templates::set_key_format,
     ),
     components(schemas(ErrorResponse)),
     modifiers(&SecurityAndErrors),
@@ -97,6 +104,7 @@ Every error has the body `{"error": {"code", "message", "field"?, "request_id"?}
         (name = "policies", description = "A tenant's content policy: versions, activation, dry runs"),
         (name = "adapters", description = "A tenant's LoRA adapters: upload, versions, aliases"),
         (name = "classifiers", description = "A tenant's trained classifiers for policy detectors: training with held-out metrics, versions, dry runs"),
+        (name = "templates", description = "A tenant's output templates: versions, dry-run renders"),
     ),
 )]
 pub struct ApiDoc;

@@ -7,14 +7,21 @@
 //! cannot be enforced (`unsupported_schema_keyword`, naming the keywords), a bad regex
 //! (`invalid_regex`) or grammar (`invalid_grammar`), an unknown template (`template_not_found`).
 
+use std::sync::{Arc, OnceLock};
+
+use actix_web::HttpRequest;
+use actix_web::http::StatusCode;
 use enclave_model_core::constraints::{ConstraintError, ResponseFormat};
 use enclave_model_core::engine::{Engine, FinishReason, RequestOptions};
+use enclave_store::OutputTemplate;
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::auth::TenantContext;
 use crate::error::ApiError;
 use crate::inference::convert::ResponsePlan;
 use crate::inference::respond::Completed;
+use crate::inference::templates::{self, TemplateAudit};
 use crate::state::AppState;
 
 /// A format the caller asked for, parsed but not yet checked against the model.
@@ -52,26 +59,85 @@ pub struct ResolvedFormat {
     engine_format: Option<ResponseFormat>,
     /// Whether the request was constrained at all (drives the `format_incomplete` flag).
     constrained: bool,
+    /// The tenant template that renders the answer (`type: template`).
+    template: Option<Arc<OutputTemplate>>,
+    /// Raw JSON and rendered text of a templated answer, for the audit record.
+    rendered: OnceLock<TemplateAudit>,
 }
 
 impl ResolvedFormat {
-    /// Resolves what the caller asked for into what the engine enforces. An unknown template
-    /// is a 4xx here, before generation.
+    /// Resolves what the caller asked for (or, when it asked for nothing, its API key's
+    /// default) into what the engine enforces. A template resolves to its JSON schema; an
+    /// unknown template, or a template with `stream: true`, is a 4xx here, before generation.
     pub async fn resolve(
-        _state: &AppState,
-        _ctx: &TenantContext,
+        state: &AppState,
+        ctx: &TenantContext,
         plan: &ResponsePlan,
     ) -> Result<Self, ApiError> {
-        match plan.format.format() {
-            Some(ResponseFormat::Template(t)) => Err(template_not_found(t.id())),
-            Some(f) => Ok(Self::from_format(f.clone())),
+        let format = match plan.format.format() {
+            Some(f) => Some(f.clone()),
+            None => key_default(state, ctx).await?,
+        };
+        match format {
+            Some(ResponseFormat::Template(t)) => {
+                // An unknown template is reported before the streaming refusal.
+                let tpl = templates::load(state.store().ok(), &ctx.tenant_id, t.id()).await?;
+                if plan.stream {
+                    return Err(template_stream_unsupported());
+                }
+                let schema = ResponseFormat::json_schema(&tpl.name, tpl.schema.clone())
+                    .map_err(constraint_error)?;
+                Ok(Self {
+                    engine_format: Some(schema),
+                    constrained: true,
+                    template: Some(Arc::new(tpl)),
+                    rendered: OnceLock::new(),
+                })
+            }
+            Some(f) => Ok(Self::from_format(f)),
             None => Ok(Self::default()),
         }
     }
 
-    /// The answer as the caller gets it (a template's rendered text in place of the JSON).
-    pub fn finish(&self, done: Completed) -> Result<Completed, ApiError> {
+    /// The answer as the caller gets it: with a template, the generated JSON rendered by it
+    /// (kept with the raw JSON for [`ResolvedFormat::note_audit`]). JSON cut off by
+    /// `max_tokens` is not rendered: 422 `template_data_incomplete`.
+    pub fn finish(&self, mut done: Completed) -> Result<Completed, ApiError> {
+        let Some(tpl) = &self.template else {
+            return Ok(done);
+        };
+        let id = templates::pinned_id(tpl);
+        if done.finish.output_incomplete() {
+            return Err(ApiError::Status {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: "template_data_incomplete",
+                message: format!(
+                    "the answer reached max_tokens before its JSON was complete, so template \
+                     {id} was not rendered; raise max_tokens"
+                ),
+            });
+        }
+        let raw_json: Value = serde_json::from_str(&done.text).map_err(|e| {
+            ApiError::internal(std::io::Error::other(format!(
+                "constrained output is not JSON: {e}"
+            )))
+        })?;
+        let rendered = templates::render(&tpl.template, &raw_json)?;
+        done.text = rendered.clone();
+        let _ = self.rendered.set(TemplateAudit {
+            id,
+            raw_json,
+            rendered,
+        });
         Ok(done)
+    }
+
+    /// Records a templated answer's raw JSON and template id in the call's audit record, with
+    /// the response `body` (a no-op for other formats).
+    pub fn note_audit<T: Serialize>(&self, req: &HttpRequest, body: &T) {
+        if let Some(audit) = self.rendered.get() {
+            templates::note_audit(req, body, audit);
+        }
     }
 
     fn from_format(format: ResponseFormat) -> Self {
@@ -79,6 +145,7 @@ impl ResolvedFormat {
         Self {
             engine_format: constrained.then_some(format),
             constrained,
+            ..Self::default()
         }
     }
 
@@ -126,6 +193,34 @@ pub fn template_not_found(id: &str) -> ApiError {
         format!("response_format.template: no output template named {id:?} exists in this tenant"),
         Some("response_format.template".to_owned()),
     )
+}
+
+pub fn template_stream_unsupported() -> ApiError {
+    ApiError::invalid(
+        "template_stream_unsupported",
+        "response_format.template cannot be streamed: the whole JSON is needed to render the \
+         template; send stream: false",
+        Some("stream".to_owned()),
+    )
+}
+
+/// The API key's default `response_format`, for a request that names none (absent for
+/// sessions, keys without one, and servers without a database).
+async fn key_default(
+    state: &AppState,
+    ctx: &TenantContext,
+) -> Result<Option<ResponseFormat>, ApiError> {
+    let (Ok(store), Some(key)) = (state.store(), ctx.principal().api_key_id()) else {
+        return Ok(None);
+    };
+    let Some(raw) = store
+        .output_templates()
+        .key_default(&ctx.tenant_id, &key)
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(RequestedFormat::parse(Some(raw))?.format)
 }
 
 /// Accepts the shapes the XML mapping produces, and the template shorthand:

@@ -7,6 +7,7 @@ pub mod format;
 pub mod policy;
 pub mod respond;
 pub mod sse;
+pub mod templates;
 
 use actix_web::{HttpRequest, HttpResponse, Responder as _};
 use enclave_model_core::engine::{Engine, GenerateRequest, RequestError, SubmitError};
@@ -167,6 +168,7 @@ pub async fn generate(
                     .iter_mut()
                     .for_each(|c| c.finish_reason = policy::CONTENT_FILTER.to_owned());
             }
+            output_format.note_audit(req, &body);
             Reply::ok(body).respond_to(req)
         }
         ChunkShape::Completion => {
@@ -176,6 +178,7 @@ pub async fn generate(
                     .iter_mut()
                     .for_each(|c| c.finish_reason = Some(policy::CONTENT_FILTER.to_owned()));
             }
+            output_format.note_audit(req, &body);
             Reply::ok(body).respond_to(req)
         }
     };

@@ -14,6 +14,7 @@ pub mod health;
 pub mod metrics;
 pub mod models;
 pub mod policies;
+pub mod templates;
 pub mod tenants;
 pub mod users;
 
@@ -32,4 +33,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     policies::configure(cfg);
     adapters::configure(cfg);
     classifiers::configure(cfg);
+    templates::configure(cfg);
 }

@@ -11,4 +11,5 @@ mod inference;
 mod isolation;
 mod policies;
 mod support;
+mod templates;
 mod tenants;

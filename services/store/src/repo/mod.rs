@@ -6,6 +6,7 @@ mod api_keys;
 mod classifiers;
 mod limits;
 mod memberships;
+mod output_templates;
 mod policies;
 mod refresh_tokens;
 mod signing_keys;
@@ -22,6 +23,7 @@ pub use limits::{
     KeyLimits, RateLimits, TenantLimits, Usage, WindowCounts, WindowSnapshot, month_start,
 };
 pub use memberships::{Member, Membership, Memberships};
+pub use output_templates::{NewOutputTemplate, OutputTemplate, OutputTemplates};
 pub use policies::{NewPolicyVersion, Policies, PolicyFormat, PolicyVersion, PolicyVersionInfo};
 pub use refresh_tokens::{NewRefreshToken, RefreshTokenRecord, RefreshTokens, Rotation};
 pub use signing_keys::{KeySeal, KeyStatus, NewSigningKey, SigningKeyRecord, SigningKeys};
@@ -64,5 +66,8 @@ impl Store {
     }
     pub fn classifiers(&self) -> Classifiers<'_> {
         Classifiers { store: self }
+    }
+    pub fn output_templates(&self) -> OutputTemplates<'_> {
+        OutputTemplates { store: self }
     }
 }

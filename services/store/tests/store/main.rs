@@ -7,6 +7,7 @@ mod adapters;
 mod auth_tables;
 mod classifiers;
 mod limits;
+mod output_templates;
 mod schema;
 mod tenancy;
 
