@@ -10,6 +10,7 @@ use enclave_model_core::engine::{
 };
 use enclave_model_core::sampling::RawSamplingParams;
 
+use super::streams::{aggregate_rate, drain, median};
 use super::{emit, peak_rss_mib};
 use crate::cli::ModelArgs;
 
@@ -61,56 +62,13 @@ fn submit(engine: &Engine, ids: Vec<u32>, max_tokens: u32) -> anyhow::Result<Gen
     Ok(engine.submit(req)?)
 }
 
-/// Reads a stream to its end; returns (time of first token, time of last event, tokens).
-fn drain(mut stream: GenerationStream) -> anyhow::Result<(Instant, Instant, u32)> {
-    let mut first = None;
-    let mut n = 0;
-    while let Some(ev) = stream.blocking_next() {
-        match ev {
-            GenerationEvent::Token { .. } => {
-                n += 1;
-                first.get_or_insert_with(Instant::now);
-            }
-            GenerationEvent::Finished { .. } => {
-                return Ok((first.unwrap_or_else(Instant::now), Instant::now(), n));
-            }
-            GenerationEvent::Failed { message } => anyhow::bail!("generation failed: {message}"),
-        }
-    }
-    anyhow::bail!("stream ended without a final event")
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 /// Aggregate decode tokens/s with `n` concurrent sequences, measured between the moment every
 /// sequence has its first token and the moment the last one finishes.
 fn decode_rate(engine: &Engine, n: usize, tokens: u32) -> anyhow::Result<f64> {
     let streams: Vec<GenerationStream> = (0..n)
         .map(|i| submit(engine, prompt_ids(engine, 16, i)?, tokens))
         .collect::<anyhow::Result<_>>()?;
-    let handles: Vec<_> = streams
-        .into_iter()
-        .map(|s| std::thread::spawn(move || drain(s)))
-        .collect();
-    let mut results = Vec::new();
-    for h in handles {
-        results.push(
-            h.join()
-                .map_err(|_| anyhow::anyhow!("reader thread panicked"))??,
-        );
-    }
-    let start = results.iter().map(|r| r.0).max().context("no results")?;
-    let end = results.iter().map(|r| r.1).max().context("no results")?;
-    // Tokens produced after `start`: all but roughly the first of each sequence.
-    let produced: u32 = results.iter().map(|r| r.2.saturating_sub(1)).sum();
-    let secs = end
-        .duration_since(start)
-        .max(Duration::from_micros(1))
-        .as_secs_f64();
-    Ok(f64::from(produced) / secs)
+    aggregate_rate(streams)
 }
 
 pub fn run(args: EngineBenchArgs) -> anyhow::Result<()> {

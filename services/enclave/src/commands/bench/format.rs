@@ -15,6 +15,7 @@ use enclave_model_core::sampling::RawSamplingParams;
 use serde_json::{Value, json};
 
 use super::emit;
+use super::streams::{aggregate_rate, median};
 use crate::cli::ModelArgs;
 
 #[derive(Args, Debug)]
@@ -84,26 +85,7 @@ fn request(engine: &Engine, salt: usize, tokens: u32) -> anyhow::Result<Generate
     })
 }
 
-/// Reads a stream to its end: (first token time, end time, tokens).
-fn drain(mut stream: GenerationStream) -> anyhow::Result<(Instant, Instant, u32)> {
-    let mut first = None;
-    let mut n = 0;
-    while let Some(ev) = stream.blocking_next() {
-        match ev {
-            GenerationEvent::Token { .. } => {
-                n += 1;
-                first.get_or_insert_with(Instant::now);
-            }
-            GenerationEvent::Finished { .. } => {
-                return Ok((first.unwrap_or_else(Instant::now), Instant::now(), n));
-            }
-            GenerationEvent::Failed { message } => anyhow::bail!("generation failed: {message}"),
-        }
-    }
-    anyhow::bail!("stream ended without a final event")
-}
-
-/// Aggregate tokens/s of `n` sequences of one format, from the last first token to the end.
+/// Aggregate decode tokens/s of `n` sequences of one format.
 fn decode_rate(
     engine: &Engine,
     format: Option<&ResponseFormat>,
@@ -120,30 +102,7 @@ fn decode_rate(
             Ok(engine.submit(prepared)?)
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let handles: Vec<_> = streams
-        .into_iter()
-        .map(|s| std::thread::spawn(move || drain(s)))
-        .collect();
-    let mut results = Vec::new();
-    for h in handles {
-        results.push(
-            h.join()
-                .map_err(|_| anyhow::anyhow!("reader thread panicked"))??,
-        );
-    }
-    let start = results.iter().map(|r| r.0).min().context("no results")?;
-    let end = results.iter().map(|r| r.1).max().context("no results")?;
-    let produced: u32 = results.iter().map(|r| r.2.saturating_sub(1)).sum();
-    let secs = end
-        .duration_since(start)
-        .max(Duration::from_micros(1))
-        .as_secs_f64();
-    Ok(f64::from(produced) / secs)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    aggregate_rate(streams)
 }
 
 fn percentile(mut v: Vec<f64>, p: f64) -> f64 {

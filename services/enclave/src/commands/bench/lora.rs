@@ -15,6 +15,7 @@ use enclave_model_core::engine::{
 };
 use enclave_model_core::sampling::RawSamplingParams;
 
+use super::streams::{aggregate_rate, median};
 use super::{emit, peak_rss_mib};
 use crate::cli::ModelArgs;
 
@@ -97,29 +98,6 @@ fn submit(
     Ok(engine.submit(engine.prepare_with(req, options)?)?)
 }
 
-/// Reads a stream to its end; returns (time of first token, time of last event, tokens).
-fn drain(mut stream: GenerationStream) -> anyhow::Result<(Instant, Instant, u32)> {
-    let (mut first, mut n) = (None, 0);
-    while let Some(ev) = stream.blocking_next() {
-        match ev {
-            GenerationEvent::Token { .. } => {
-                n += 1;
-                first.get_or_insert_with(Instant::now);
-            }
-            GenerationEvent::Finished { .. } => {
-                return Ok((first.unwrap_or_else(Instant::now), Instant::now(), n));
-            }
-            GenerationEvent::Failed { message } => anyhow::bail!("generation failed: {message}"),
-        }
-    }
-    anyhow::bail!("stream ended without a final event")
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
 /// Aggregate decode tokens/s of `n` sequences, sequence `i` on `leases[i % len]` (none when
 /// empty), between the moment every sequence has its first token and the last one finishing.
 fn decode_rate(
@@ -134,26 +112,7 @@ fn decode_rate(
             submit(engine, i, lease, tokens)
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let handles: Vec<_> = streams
-        .into_iter()
-        .map(|s| std::thread::spawn(move || drain(s)))
-        .collect();
-    let mut results = Vec::new();
-    for h in handles {
-        results.push(
-            h.join()
-                .map_err(|_| anyhow::anyhow!("reader thread panicked"))??,
-        );
-    }
-    let start = results.iter().map(|r| r.0).max().context("no results")?;
-    let end = results.iter().map(|r| r.1).max().context("no results")?;
-    // Tokens after the last sequence's first one are the steady-state decode (prefill excluded).
-    let produced: u32 = results.iter().map(|r| r.2.saturating_sub(1)).sum();
-    let secs = end
-        .duration_since(start)
-        .max(Duration::from_micros(1))
-        .as_secs_f64();
-    Ok(f64::from(produced) / secs)
+    aggregate_rate(streams)
 }
 
 /// Writes adapter `i` in `dtype` as a PEFT directory under `dir`.

@@ -5,6 +5,7 @@ pub mod engine;
 pub mod format;
 pub mod gateway;
 pub mod lora;
+pub mod streams;
 
 use serde_json::json;
 
