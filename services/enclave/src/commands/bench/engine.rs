@@ -1,13 +1,11 @@
 //! `enclave bench engine`: prefill throughput on a 512-token prompt, aggregate decode throughput
 //! at several concurrency levels, time to first token and peak RSS.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use enclave_model_core::engine::{
-    Engine, GenerateRequest, GenerationEvent, GenerationStream, PromptInput,
-};
+use enclave_model_core::engine::{Engine, GenerateRequest, GenerationStream, PromptInput};
 use enclave_model_core::sampling::RawSamplingParams;
 
 use super::streams::{aggregate_rate, drain, median};

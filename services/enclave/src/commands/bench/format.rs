@@ -3,14 +3,12 @@
 //! time of each schema of a corpus.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
 use enclave_model_core::constraints::ResponseFormat;
-use enclave_model_core::engine::{
-    Engine, GenerateRequest, GenerationEvent, GenerationStream, PromptInput, RequestOptions,
-};
+use enclave_model_core::engine::{Engine, GenerateRequest, PromptInput, RequestOptions};
 use enclave_model_core::sampling::RawSamplingParams;
 use serde_json::{Value, json};
 

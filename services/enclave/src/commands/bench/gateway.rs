@@ -175,7 +175,9 @@ async fn bench_on(args: &GatewayBenchArgs, tmp: &Path, urls: &DbUrls) -> anyhow:
     }
     drop(child);
 
-    let direct = engine_direct(&args.model, args.completions)?;
+    // The engine's blocking reads must not run on this runtime's threads.
+    let (model, n) = (args.model.clone(), args.completions);
+    let direct = tokio::task::spawn_blocking(move || engine_direct(&model, n)).await??;
     let g = summarize(via_gateway)?;
     let d = summarize(direct)?;
     emit("gateway", "completion_1tok_gateway_p50", g.p50_ms, "ms");
@@ -229,6 +231,9 @@ fn start_server(
     cmd.arg("serve").arg("--model").arg(&args.model.model);
     if let Some(t) = args.model.threads {
         cmd.args(["--threads", &t.to_string()]);
+    }
+    if let Some(c) = args.model.max_context {
+        cmd.args(["--max-context", &c.to_string()]);
     }
     cmd.args([
         "--kv-cache-mib",

@@ -4,14 +4,14 @@
 //! validate, make resident), for adapter files in f32 and in bf16.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use enclave_model_core::adapters::synthetic::{self, FileDtype};
 use enclave_model_core::adapters::{AdapterLease, Target};
 use enclave_model_core::engine::{
-    Engine, GenerateRequest, GenerationEvent, GenerationStream, PromptInput, RequestOptions,
+    Engine, GenerateRequest, GenerationStream, PromptInput, RequestOptions,
 };
 use enclave_model_core::sampling::RawSamplingParams;
 
