@@ -8,7 +8,7 @@ use enclave_domain::{Scope, TenantId};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::{TestApp, spawn_with_db, spawn_with_db_and_model};
+use crate::support::{TestApp, call, json_of, spawn_with_db, spawn_with_db_and_model};
 
 const SCOPES: [Scope; 3] = [Scope::Inference, Scope::PoliciesRead, Scope::PoliciesWrite];
 
@@ -33,20 +33,6 @@ async fn tenant_key(app: &TestApp, slug: &str) -> (TenantId, String) {
     (tenant, app.key(tenant, &SCOPES).await)
 }
 
-async fn call(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    key: &str,
-    body: Option<Value>,
-) -> reqwest::Response {
-    let mut req = app.http.request(method, app.url(path)).bearer_auth(key);
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    req.send().await.expect("request")
-}
-
 async fn upload(
     app: &TestApp,
     key: &str,
@@ -62,13 +48,6 @@ async fn upload(
         .send()
         .await
         .expect("request")
-}
-
-async fn json_of(res: reqwest::Response, status: StatusCode, what: &str) -> Value {
-    let got = res.status();
-    let body: Value = res.json().await.unwrap_or(Value::Null);
-    assert_eq!(got, status, "{what}: {body}");
-    body
 }
 
 async fn train_abuse(app: &TestApp, key: &str) -> Value {

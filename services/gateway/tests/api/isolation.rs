@@ -6,7 +6,7 @@ use enclave_domain::{Role, Scope, TenantId};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::{PASSWORD, TestApp, spawn_with_db, spawn_with_model};
+use crate::support::{PASSWORD, TestApp, call, spawn_with_db, spawn_with_model};
 
 /// Two tenants with a user and a key each, made through the API by a platform admin.
 struct World {
@@ -18,20 +18,6 @@ struct World {
     b_key: String,
     /// Credentials of tenant B: its admin's token, an `admin`-scoped key, a developer's token.
     b_credentials: Vec<(&'static str, String)>,
-}
-
-async fn call(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    bearer: &str,
-    body: Option<Value>,
-) -> reqwest::Response {
-    let mut req = app.http.request(method, app.url(path)).bearer_auth(bearer);
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    req.send().await.expect("request")
 }
 
 async fn created(res: reqwest::Response, what: &str) -> Value {

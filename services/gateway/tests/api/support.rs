@@ -283,3 +283,30 @@ async fn spawn(settings: Settings, engine: Option<Engine>) -> TestApp {
     app.audit_key = app.key(app.home_tenant, &[Scope::AuditRead]).await;
     app
 }
+
+/// One authenticated request with an optional JSON body.
+pub async fn call(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    bearer: &str,
+    body: Option<serde_json::Value>,
+) -> reqwest::Response {
+    let mut req = app.http.request(method, app.url(path)).bearer_auth(bearer);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    req.send().await.expect("request")
+}
+
+/// The JSON body of `res` (null when it has none), after asserting its status.
+pub async fn json_of(
+    res: reqwest::Response,
+    status: reqwest::StatusCode,
+    what: &str,
+) -> serde_json::Value {
+    let got = res.status();
+    let body: serde_json::Value = res.json().await.unwrap_or(serde_json::Value::Null);
+    assert_eq!(got, status, "{what}: {body}");
+    body
+}
