@@ -30,6 +30,9 @@ pub struct AdapterVersionInfo {
     pub warnings: Vec<String>,
     /// Aliases pointing at this version.
     pub aliases: Vec<String>,
+    /// The default `response_format` of those aliases that have one (set with
+    /// `PUT /v1/adapters/{name}/aliases/{alias}/response-format`).
+    pub alias_response_formats: Vec<AliasResponseFormat>,
     pub created_by: Option<Uuid>,
     pub created_at: DateTime<Utc>,
 }
@@ -48,6 +51,14 @@ impl From<AdapterVersionRecord> for AdapterVersionInfo {
             declared_base_model: r.declared_base,
             warnings: r.warnings,
             aliases: r.aliases.into_iter().map(String::from).collect(),
+            alias_response_formats: r
+                .alias_formats
+                .into_iter()
+                .map(|(alias, response_format)| AliasResponseFormat {
+                    alias: alias.into(),
+                    response_format: Some(response_format),
+                })
+                .collect(),
             created_by: r.created_by.map(|u| *u.as_uuid()),
             created_at: r.created_at,
         }
@@ -114,4 +125,14 @@ pub struct AdapterUploadForm {
 pub struct SetAliasRequest {
     /// `v<number>`, 8+ hex characters of a version, or another alias (e.g. promote `canary`).
     pub version: String,
+}
+
+/// The `response_format` applied to requests through an alias (`name@alias`, or `name` for
+/// `prod`) that name none themselves (`null`: none; the API key's default, if any, applies).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AliasResponseFormat {
+    pub alias: String,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub response_format: Option<serde_json::Value>,
 }

@@ -90,6 +90,8 @@ Every error has the body `{"error": {"code", "message", "field"?, "request_id"?}
         crate::routes::templates::get_template_version,
         crate::routes::templates::render_template,
         crate::routes::templates::set_key_format,
+        crate::routes::templates::rollback_template,
+        crate::routes::templates::set_alias_format,
     ),
     components(schemas(ErrorResponse)),
     modifiers(&SecurityAndErrors),

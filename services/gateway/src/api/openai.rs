@@ -110,6 +110,7 @@ pub struct ChatCompletionRequest {
     #[serde(default)]
     pub stop: Option<StringOrArray>,
     /// Output format the answer must follow (constrained decoding): see `ResponseFormatSpec`.
+    /// Absent: the selected adapter alias's default, else the API key's default, else text.
     #[serde(default)]
     #[schema(value_type = Option<crate::api::format::ResponseFormatSpec>)]
     pub response_format: Option<serde_json::Value>,
@@ -171,6 +172,7 @@ pub struct CompletionRequest {
     #[serde(default)]
     pub stop: Option<StringOrArray>,
     /// Output format the answer must follow (constrained decoding): see `ResponseFormatSpec`.
+    /// Absent: the selected adapter alias's default, else the API key's default, else text.
     #[serde(default)]
     #[schema(value_type = Option<crate::api::format::ResponseFormatSpec>)]
     pub response_format: Option<serde_json::Value>,

@@ -82,3 +82,20 @@ pub struct KeyResponseFormat {
     #[schema(value_type = Option<Object>)]
     pub response_format: Option<Value>,
 }
+
+/// The default `response_format` to set (`null` clears it), checked like a request's.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultResponseFormat {
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub response_format: Option<Value>,
+}
+
+/// Which stored version of a template becomes the active one again.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    /// An existing version number of the template (see `GET /v1/templates`).
+    pub version: u32,
+}

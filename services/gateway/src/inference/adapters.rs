@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use actix_web::HttpRequest;
 use actix_web::http::StatusCode;
-use enclave_domain::{AdapterRef, TenantId};
+use enclave_domain::{AdapterAlias, AdapterRef, AdapterSelector, TenantId};
 use enclave_model_core::adapters::{
     AdapterError, AdapterLease, AdapterLimits, LoraAdapter, ResidentError, Target,
 };
@@ -296,6 +296,21 @@ pub struct ResolvedModel {
 pub struct ResolvedAdapter {
     pub record: AdapterVersionRecord,
     pub lease: AdapterLease,
+    /// The alias the request selected: `prod` for a bare name, `a` for `name@a`; none for
+    /// `name@v<n>` or a digest prefix.
+    pub alias: Option<AdapterAlias>,
+}
+
+impl ResolvedModel {
+    /// The default `response_format` of the selected alias, as the tenant stored it.
+    pub fn alias_default(&self) -> Option<&serde_json::Value> {
+        let a = self.adapter.as_ref()?;
+        let alias = a.alias.as_ref()?;
+        a.record
+            .alias_formats
+            .iter()
+            .find_map(|(name, f)| (name == alias).then_some(f))
+    }
 }
 
 fn model_not_found(requested: &str) -> ApiError {
@@ -336,10 +351,18 @@ pub async fn resolve(
         Err(e) => return Err(e.into()),
     };
     let lease = lease(state, &served.engine, ctx.tenant_id, &record).await?;
+    let alias = match reference.selector {
+        AdapterSelector::Alias(a) => Some(a),
+        AdapterSelector::Number(_) | AdapterSelector::Digest(_) => None,
+    };
     Ok(ResolvedModel {
         engine: served.engine.clone(),
         id: requested.to_owned(),
-        adapter: Some(ResolvedAdapter { record, lease }),
+        adapter: Some(ResolvedAdapter {
+            record,
+            lease,
+            alias,
+        }),
     })
 }
 

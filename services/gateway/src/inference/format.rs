@@ -66,17 +66,21 @@ pub struct ResolvedFormat {
 }
 
 impl ResolvedFormat {
-    /// Resolves what the caller asked for (or, when it asked for nothing, its API key's
-    /// default) into what the engine enforces. A template resolves to its JSON schema; an
-    /// unknown template, or a template with `stream: true`, is a 4xx here, before generation.
+    /// Resolves what the caller asked for into what the engine enforces. Precedence: the
+    /// request's own `response_format` (`text` included), else the default of the adapter
+    /// alias the request selected (`alias_default`), else its API key's default, else free
+    /// text. A template resolves to its JSON schema; an unknown template, or a template with
+    /// `stream: true`, is a 4xx here, before generation.
     pub async fn resolve(
         state: &AppState,
         ctx: &TenantContext,
         plan: &ResponsePlan,
+        alias_default: Option<&Value>,
     ) -> Result<Self, ApiError> {
-        let format = match plan.format.format() {
-            Some(f) => Some(f.clone()),
-            None => key_default(state, ctx).await?,
+        let format = match (plan.format.format(), alias_default) {
+            (Some(f), _) => Some(f.clone()),
+            (None, Some(raw)) => RequestedFormat::parse(Some(raw.clone()))?.format,
+            (None, None) => key_default(state, ctx).await?,
         };
         match format {
             Some(ResponseFormat::Template(t)) => {

@@ -117,7 +117,8 @@ pub async fn generate(
         let texts = policy::judge::prompt_texts(&generate.prompt, engine.tokenizer());
         policy::judge::judge_input(&content_policy.policy, engine, &texts, &trail).await?;
     }
-    let output_format = format::ResolvedFormat::resolve(state, ctx, &plan).await?;
+    let output_format =
+        format::ResolvedFormat::resolve(state, ctx, &plan, resolved.alias_default()).await?;
     let options = adapters::attach(req, resolved.adapter.as_ref(), output_format.options());
     let prepared = engine.prepare_with(generate, options)?;
     let accounting = match state.store() {

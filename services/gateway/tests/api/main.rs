@@ -5,6 +5,7 @@ mod adapters;
 mod audit;
 mod auth_attacks;
 mod classifiers;
+mod format_defaults;
 mod formats;
 mod framework;
 mod inference;

@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 
 use crate::support::{TestApp, spawn_app, spawn_with_model};
 
-const CSV: &str = "name,age\n{% for p in rows %}{{ p.name }},{{ p.age }}\n{% endfor %}";
+pub(crate) const CSV: &str = "name,age\n{% for p in rows %}{{ p.name }},{{ p.age }}\n{% endfor %}";
 
-fn people_schema() -> Value {
+pub(crate) fn people_schema() -> Value {
     json!({
         "type": "object",
         "properties": {"rows": {
@@ -35,7 +35,7 @@ fn people_schema() -> Value {
 const SCOPES: [Scope; 3] = [Scope::Inference, Scope::PoliciesRead, Scope::PoliciesWrite];
 
 /// A tenant and a key of it allowed to manage templates and chat: (tenant, key id, key text).
-async fn tenant_key(app: &TestApp, slug: &str) -> (TenantId, uuid::Uuid, String) {
+pub(crate) async fn tenant_key(app: &TestApp, slug: &str) -> (TenantId, uuid::Uuid, String) {
     let tenant = app.tenant(slug).await;
     let created = app
         .auth
@@ -55,7 +55,7 @@ async fn tenant_key(app: &TestApp, slug: &str) -> (TenantId, uuid::Uuid, String)
     (tenant, *created.record.id.as_uuid(), created.key)
 }
 
-async fn call(
+pub(crate) async fn call(
     app: &TestApp,
     method: Method,
     path: &str,
@@ -75,7 +75,7 @@ async fn call(
     )
 }
 
-async fn create(
+pub(crate) async fn create(
     app: &TestApp,
     key: &str,
     name: &str,
@@ -107,7 +107,7 @@ fn template_format(id: &str) -> Value {
     json!({"type": "template", "template": {"id": id}})
 }
 
-async fn stored_versions(app: &TestApp) -> i64 {
+pub(crate) async fn stored_versions(app: &TestApp) -> i64 {
     let mut tx = app.db().owner_pool().begin().await.expect("tx");
     sqlx::query("SELECT set_config('enclave.rls_bypass', 'on', true)")
         .execute(&mut *tx)
@@ -540,7 +540,7 @@ async fn chat_answers_render_with_the_tenant_template() {
     );
 }
 
-async fn audit_record(app: &TestApp, request_id: &str) -> Value {
+pub(crate) async fn audit_record(app: &TestApp, request_id: &str) -> Value {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let mut tx = app.db().owner_pool().begin().await.expect("tx");

@@ -49,6 +49,8 @@ pub struct AdapterVersionRecord {
     pub created_at: DateTime<Utc>,
     /// The aliases pointing at this version.
     pub aliases: Vec<AdapterAlias>,
+    /// The default `response_format` of those aliases that have one (as the tenant set it).
+    pub alias_formats: Vec<(AdapterAlias, serde_json::Value)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -86,7 +88,11 @@ struct VersionRow {
 }
 
 impl VersionRow {
-    fn into_record(self, aliases: Vec<AdapterAlias>) -> Result<AdapterVersionRecord> {
+    fn into_record(
+        self,
+        aliases: Vec<AdapterAlias>,
+        alias_formats: Vec<(AdapterAlias, serde_json::Value)>,
+    ) -> Result<AdapterVersionRecord> {
         let bad = |e: enclave_domain::DomainError| StoreError::corrupt("adapter version", e);
         Ok(AdapterVersionRecord {
             tenant_id: TenantId::from_uuid(self.tenant_id),
@@ -103,6 +109,7 @@ impl VersionRow {
             created_by: self.created_by.map(UserId::from_uuid),
             created_at: self.created_at,
             aliases,
+            alias_formats,
         })
     }
 }
@@ -198,14 +205,18 @@ async fn find(
     Ok(rows.into_iter().next())
 }
 
-/// `alias` → digest for every alias of `name` (or of the tenant when `name` is `None`).
+/// One alias row: adapter name, alias, digest, default `response_format`.
+type AliasRow = (String, AdapterAlias, String, Option<serde_json::Value>);
+
+/// `alias` → digest (and default format) for every alias of `name` (or of the tenant when
+/// `name` is `None`).
 async fn aliases(
     conn: &mut PgConnection,
     tenant: &TenantId,
     name: Option<&AdapterName>,
-) -> Result<Vec<(String, AdapterAlias, String)>> {
-    let rows: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT adapter_name, alias, digest FROM adapter_aliases
+) -> Result<Vec<AliasRow>> {
+    let rows: Vec<(String, String, String, Option<serde_json::Value>)> = sqlx::query_as(
+        "SELECT adapter_name, alias, digest, default_response_format FROM adapter_aliases
          WHERE tenant_id = $1 AND ($2::text IS NULL OR adapter_name = $2) ORDER BY alias",
     )
     .bind(tenant.as_uuid())
@@ -213,28 +224,32 @@ async fn aliases(
     .fetch_all(&mut *conn)
     .await?;
     rows.into_iter()
-        .map(|(n, a, d)| {
+        .map(|(n, a, d, f)| {
             Ok((
                 n,
                 AdapterAlias::parse(&a).map_err(|e| StoreError::corrupt("adapter alias", e))?,
                 d,
+                f,
             ))
         })
         .collect()
 }
 
-fn records(
-    rows: Vec<VersionRow>,
-    aliases: &[(String, AdapterAlias, String)],
-) -> Result<Vec<AdapterVersionRecord>> {
+fn records(rows: Vec<VersionRow>, aliases: &[AliasRow]) -> Result<Vec<AdapterVersionRecord>> {
     rows.into_iter()
         .map(|r| {
-            let mine = aliases
+            let mine: Vec<&AliasRow> = aliases
                 .iter()
-                .filter(|(n, _, d)| *n == r.adapter_name && *d == r.digest)
-                .map(|(_, a, _)| a.clone())
+                .filter(|(n, _, d, _)| *n == r.adapter_name && *d == r.digest)
                 .collect();
-            r.into_record(mine)
+            let formats = mine
+                .iter()
+                .filter_map(|(_, a, _, f)| Some((a.clone(), f.clone()?)))
+                .collect();
+            r.into_record(
+                mine.into_iter().map(|(_, a, _, _)| a.clone()).collect(),
+                formats,
+            )
         })
         .collect()
 }
@@ -473,8 +488,8 @@ impl Adapters<'_> {
         let pointing: Vec<AdapterAlias> = aliases(&mut tx, tenant, Some(name))
             .await?
             .into_iter()
-            .filter(|(_, _, d)| *d == row.digest)
-            .map(|(_, a, _)| a)
+            .filter(|(_, _, d, _)| *d == row.digest)
+            .map(|(_, a, _, _)| a)
             .collect();
         if !pointing.is_empty() {
             return Ok(Removal::AliasedBy(pointing));
@@ -504,7 +519,7 @@ impl Adapters<'_> {
         let pointing: Vec<AdapterAlias> = aliases(&mut tx, tenant, Some(name))
             .await?
             .into_iter()
-            .map(|(_, a, _)| a)
+            .map(|(_, a, _, _)| a)
             .collect();
         if !pointing.is_empty() {
             return Ok(Removal::AliasedBy(pointing));

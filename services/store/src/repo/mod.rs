@@ -23,7 +23,7 @@ pub use limits::{
     KeyLimits, RateLimits, TenantLimits, Usage, WindowCounts, WindowSnapshot, month_start,
 };
 pub use memberships::{Member, Membership, Memberships};
-pub use output_templates::{NewOutputTemplate, OutputTemplate, OutputTemplates};
+pub use output_templates::{Activation, NewOutputTemplate, OutputTemplate, OutputTemplates};
 pub use policies::{NewPolicyVersion, Policies, PolicyFormat, PolicyVersion, PolicyVersionInfo};
 pub use refresh_tokens::{NewRefreshToken, RefreshTokenRecord, RefreshTokens, Rotation};
 pub use signing_keys::{KeySeal, KeyStatus, NewSigningKey, SigningKeyRecord, SigningKeys};

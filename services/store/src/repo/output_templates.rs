@@ -1,13 +1,13 @@
 //! A tenant's output templates: immutable versions (1, 2, ...) per template name and the one
 //! active version per name (the newest unless rolled back), plus the default `response_format`
-//! of an API key.
+//! of an API key and of an adapter alias.
 //!
 //! The store keeps schema and template exactly as submitted; compiling the schema and parsing
 //! the template belong to the gateway and happen *before* a version is written, so a rejected
 //! template never becomes a version.
 
 use chrono::{DateTime, Utc};
-use enclave_domain::{ApiKeyId, TenantId, UserId};
+use enclave_domain::{AdapterAlias, AdapterName, ApiKeyId, TenantId, UserId};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -26,6 +26,15 @@ pub struct OutputTemplate {
     pub created_at: DateTime<Utc>,
     /// Whether this is the version requests naming the template without `@v<n>` get.
     pub active: bool,
+}
+
+/// The outcome of [`OutputTemplates::activate`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Activation {
+    /// The version that was active before.
+    pub previous: u32,
+    /// The now active version.
+    pub active: OutputTemplate,
 }
 
 /// A validated template to store as the next version of `name` (and make active).
@@ -189,15 +198,25 @@ impl OutputTemplates<'_> {
         Ok(v.flatten())
     }
 
-    /// Sets (or with `None` clears) the default `response_format` of an API key.
+    /// Sets (or with `None` clears) the default `response_format` of an API key; returns the
+    /// previous one (for the audit record's before/after).
     pub async fn set_key_default(
         &self,
         tenant: &TenantId,
         key: &ApiKeyId,
         format: Option<&Value>,
-    ) -> Result<()> {
+    ) -> Result<Option<Value>> {
         let mut tx = self.store.tenant_tx(tenant).await?;
-        let done = sqlx::query(
+        let before: Option<Option<Value>> = sqlx::query_scalar(
+            "SELECT default_response_format FROM api_keys WHERE tenant_id = $1 AND id = $2
+             FOR UPDATE",
+        )
+        .bind(tenant.as_uuid())
+        .bind(key.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let before = before.ok_or(StoreError::NotFound { entity: "api key" })?;
+        sqlx::query(
             "UPDATE api_keys SET default_response_format = $3 WHERE tenant_id = $1 AND id = $2",
         )
         .bind(tenant.as_uuid())
@@ -205,10 +224,95 @@ impl OutputTemplates<'_> {
         .bind(format)
         .execute(&mut *tx)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound { entity: "api key" });
-        }
         tx.commit().await?;
-        Ok(())
+        Ok(before)
+    }
+
+    /// Sets (or with `None` clears) the default `response_format` of an adapter alias (requests
+    /// naming `name@alias`, or `name` for `prod`); returns the previous one. The default stays
+    /// with the alias when it is moved to another version and goes when it is deleted.
+    pub async fn set_alias_default(
+        &self,
+        tenant: &TenantId,
+        name: &AdapterName,
+        alias: &AdapterAlias,
+        format: Option<&Value>,
+    ) -> Result<Option<Value>> {
+        let mut tx = self.store.tenant_tx(tenant).await?;
+        let before: Option<Option<Value>> = sqlx::query_scalar(
+            "SELECT default_response_format FROM adapter_aliases
+              WHERE tenant_id = $1 AND adapter_name = $2 AND alias = $3 FOR UPDATE",
+        )
+        .bind(tenant.as_uuid())
+        .bind(name.as_str())
+        .bind(alias.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let before = before.ok_or(StoreError::NotFound { entity: "alias" })?;
+        sqlx::query(
+            "UPDATE adapter_aliases SET default_response_format = $4
+              WHERE tenant_id = $1 AND adapter_name = $2 AND alias = $3",
+        )
+        .bind(tenant.as_uuid())
+        .bind(name.as_str())
+        .bind(alias.as_str())
+        .bind(format)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(before)
+    }
+
+    /// Makes the stored `version` of `name` the active one again (rollback, or forward again
+    /// after one). Versions are immutable: only the active pointer moves. `NotFound` for an
+    /// unknown name; `Ok(None)` when the name exists but the version does not.
+    pub async fn activate(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        version: u32,
+        by: Option<UserId>,
+    ) -> Result<Option<Activation>> {
+        let version_i32 = i32::try_from(version).ok();
+        let mut tx = self.store.tenant_tx(tenant).await?;
+        let previous: Option<i32> = sqlx::query_scalar(
+            "SELECT version FROM output_template_active WHERE tenant_id = $1 AND name = $2
+             FOR UPDATE",
+        )
+        .bind(tenant.as_uuid())
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let previous = previous.ok_or(NOT_FOUND)?;
+        let exists: Option<i32> = sqlx::query_scalar(
+            "SELECT version FROM output_template_versions
+              WHERE tenant_id = $1 AND name = $2 AND version = $3",
+        )
+        .bind(tenant.as_uuid())
+        .bind(name)
+        .bind(version_i32)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(target) = exists else {
+            return Ok(None);
+        };
+        sqlx::query(
+            "UPDATE output_template_active
+                SET version = $3, activated_by = $4, activated_at = now()
+              WHERE tenant_id = $1 AND name = $2",
+        )
+        .bind(tenant.as_uuid())
+        .bind(name)
+        .bind(target)
+        .bind(by.map(|u| *u.as_uuid()))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let previous = u32::try_from(previous)
+            .map_err(|_| StoreError::corrupt("output template", "negative version"))?;
+        Ok(Some(Activation {
+            previous,
+            active: self.get(tenant, name, Some(version)).await?,
+        }))
     }
 }
