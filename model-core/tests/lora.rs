@@ -490,15 +490,12 @@ fn rslora_and_rank_pattern_set_the_scale() {
 // ---- against transformers + peft on the demo model ------------------------------------------
 
 mod peft_reference {
-    use std::borrow::Cow;
     use std::path::{Path, PathBuf};
 
-    use enclave_kernels::WeightFormat;
     use enclave_model_core::adapters::{AdapterLimits, LoraAdapter, load_peft};
     use enclave_model_core::config::ModelConfig;
-    use enclave_model_core::error::LoadError;
     use enclave_model_core::kv::{BlockAllocator, KvStore};
-    use enclave_model_core::loader::{GgufSource, RawMatrix, TensorName, WeightSource};
+    use enclave_model_core::loader::{Dequantized, GgufSource};
     use enclave_model_core::models::{LlamaModel, Scratch, StepSeq};
     use serde_json::Value;
 
@@ -515,41 +512,6 @@ mod peft_reference {
             p.display()
         );
         GgufSource::open(&p).expect("demo model opens")
-    }
-
-    /// The GGUF with every matrix dequantized to f32: the same base transformers ran on.
-    struct Dequantized(GgufSource);
-
-    impl WeightSource for Dequantized {
-        fn config(&self) -> &ModelConfig {
-            self.0.config()
-        }
-        fn has(&self, name: &TensorName) -> bool {
-            self.0.has(name)
-        }
-        fn matrix(
-            &self,
-            name: &TensorName,
-            rows: usize,
-            cols: usize,
-        ) -> Result<RawMatrix<'_>, LoadError> {
-            let q = self.0.matrix(name, rows, cols)?.into_qmatrix(name)?;
-            let mut bytes = Vec::with_capacity(rows * cols * 4);
-            let mut row = vec![0.0f32; cols];
-            for r in 0..rows {
-                q.dequantize_row(r, &mut row).expect("dequantize");
-                bytes.extend(row.iter().flat_map(|v| v.to_le_bytes()));
-            }
-            Ok(RawMatrix {
-                format: WeightFormat::F32,
-                rows,
-                cols,
-                bytes: Cow::Owned(bytes),
-            })
-        }
-        fn vector(&self, name: &TensorName, len: usize) -> Result<Vec<f32>, LoadError> {
-            self.0.vector(name, len)
-        }
     }
 
     fn adapter(cfg: &ModelConfig) -> LoraAdapter {
@@ -741,7 +703,7 @@ mod peft_reference {
     /// mistake in the adapter path (e.g. a missing q/k row permutation) cannot pass.
     #[test]
     fn a_peft_adapter_on_the_dequantized_base_matches_transformers_peft() {
-        let model = LlamaModel::load(&Dequantized(gguf())).expect("dequantized model loads");
+        let model = LlamaModel::load(&Dequantized(&gguf())).expect("dequantized model loads");
         compare(&model, "f32 base", 0.03, 0.03, true);
     }
 

@@ -20,7 +20,7 @@ use crate::config::ModelConfig;
 use crate::constraints::{ConstraintCompiler, ConstraintError, ResponseFormat};
 use crate::error::LoadError;
 use crate::kv::KvStore;
-use crate::loader;
+use crate::loader::{self, Dequantized, ModelPrecision};
 use crate::models::LlamaModel;
 use crate::sampling::{SamplingLimits, SamplingParams};
 use crate::tokenizer::Tokenizer;
@@ -46,6 +46,8 @@ pub struct EngineConfig {
     pub adapter_memory_bytes: usize,
     /// Upload/load limits for adapters (rank, file size).
     pub adapter_limits: AdapterLimits,
+    /// Matrices as stored, or dequantized to f32 (reference precision; see [`ModelPrecision`]).
+    pub precision: ModelPrecision,
 }
 
 impl Default for EngineConfig {
@@ -60,6 +62,7 @@ impl Default for EngineConfig {
             max_context: None,
             adapter_memory_bytes: 1 << 30,
             adapter_limits: AdapterLimits::default(),
+            precision: ModelPrecision::AsStored,
         }
     }
 }
@@ -79,7 +82,10 @@ impl Engine {
     pub fn load(path: &Path, cfg: EngineConfig) -> Result<Engine, LoadError> {
         let source = loader::open(path)?;
         let tokenizer = source.tokenizer()?;
-        let model = LlamaModel::load(source.as_weights())?;
+        let model = match cfg.precision {
+            ModelPrecision::AsStored => LlamaModel::load(source.as_weights())?,
+            ModelPrecision::F32 => LlamaModel::load(&Dequantized(source.as_weights()))?,
+        };
         Engine::start(model, tokenizer, cfg)
     }
 

@@ -1,6 +1,7 @@
 //! Weight files → typed matrices. A [`WeightSource`] hides whether weights come from a GGUF file
 //! or a Hugging Face safetensors directory; model code asks for logical tensors by [`TensorName`].
 
+mod dequantized;
 mod gguf;
 mod memory;
 mod names;
@@ -11,6 +12,7 @@ use std::path::Path;
 
 use enclave_kernels::{QMatrix, WeightFormat};
 
+pub use dequantized::{Dequantized, ModelPrecision};
 pub use gguf::GgufSource;
 pub use memory::MemorySource;
 pub use names::TensorName;

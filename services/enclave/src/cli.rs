@@ -73,6 +73,17 @@ pub struct ModelArgs {
     /// Context length cap (default: the model's).
     #[arg(long)]
     pub max_context: Option<usize>,
+    /// `f32` dequantizes every matrix at load (reference precision: 4 bytes per weight, slower,
+    /// reproduces an f32 implementation token for token); `as-stored` is the fast path.
+    #[arg(long, value_enum, default_value_t = Precision::AsStored)]
+    pub precision: Precision,
+}
+
+/// `--precision` values.
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+pub enum Precision {
+    AsStored,
+    F32,
 }
 
 impl ModelArgs {
@@ -81,6 +92,10 @@ impl ModelArgs {
             kv_cache_bytes: self.kv_cache_mib << 20,
             threads: self.threads,
             max_context: self.max_context,
+            precision: match self.precision {
+                Precision::AsStored => enclave_model_core::loader::ModelPrecision::AsStored,
+                Precision::F32 => enclave_model_core::loader::ModelPrecision::F32,
+            },
             ..Default::default()
         }
     }
