@@ -13,6 +13,7 @@ pub mod ops;
 mod prune;
 mod query;
 mod record;
+pub mod redact;
 mod signing;
 mod verify;
 mod verify_db;

@@ -1,7 +1,7 @@
 //! The audit record: one per API call (inference or administrative).
 
 use chrono::{DateTime, SubsecRound, Utc};
-use enclave_domain::{ApiKeyId, RequestId, TenantId, UserId};
+use enclave_domain::{ApiKeyId, AuditRedaction, RequestId, TenantId, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -122,6 +122,11 @@ pub struct AuditRecord {
     pub request_id: Option<RequestId>,
     pub trace_id: Option<String>,
     pub change: Option<AdminChange>,
+    /// How the record's free text was stored (the tenant's audit setting): `raw`, or
+    /// `pii_masked` (every PII span replaced by `[PII:<kind>]` before hashing). Absent in
+    /// records written before the setting existed and by maintenance commands (raw).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redaction: Option<AuditRedaction>,
 }
 
 const MAX_ACTION: usize = 128;
@@ -153,6 +158,7 @@ impl AuditRecord {
             request_id: None,
             trace_id: None,
             change: None,
+            redaction: None,
         }
     }
 
@@ -194,6 +200,9 @@ impl AuditRecord {
                 field: "actor.id",
                 reason: "must not be empty".into(),
             });
+        }
+        if self.redaction == Some(AuditRedaction::PiiMasked) {
+            crate::redact::mask_record(&mut self)?;
         }
         self.time = self.time.trunc_subsecs(6);
         let mut value = serde_json::to_value(&self).map_err(AuditError::json("audit record"))?;

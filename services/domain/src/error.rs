@@ -13,6 +13,10 @@ pub enum DomainError {
     UnknownRole(String),
     #[error("unknown scope {0:?}")]
     UnknownScope(String),
+    #[error("unknown redaction mode {0:?} (expected raw or pii_masked)")]
+    UnknownRedaction(String),
+    #[error("invalid retention_days {days}: must be 1 to 36500 days, or null to keep forever")]
+    InvalidRetention { days: i64 },
     #[error("invalid {kind} {value:?}: {reason}")]
     InvalidAdapterRef {
         kind: &'static str,
@@ -32,6 +36,8 @@ impl DomainError {
             DomainError::UnknownRole(_) => "unknown_role",
             DomainError::UnknownScope(_) => "unknown_scope",
             DomainError::InvalidAdapterRef { .. } => "invalid_adapter_name",
+            DomainError::UnknownRedaction(_) => "unknown_redaction",
+            DomainError::InvalidRetention { .. } => "invalid_retention_days",
         }
     }
 }

@@ -2,6 +2,7 @@
 //! and is valid from then on: private fields, `parse`/`FromStr`/`TryFrom`, no `validate()` calls later.
 
 mod adapter;
+mod audit;
 mod error;
 mod ids;
 mod principal;
@@ -13,6 +14,7 @@ pub use adapter::{
     AdapterAlias, AdapterName, AdapterRef, AdapterSelector, AdapterVersion, DEFAULT_ALIAS,
     DigestPrefix,
 };
+pub use audit::{AuditRedaction, RetentionDays};
 pub use error::DomainError;
 pub use ids::{ApiKeyId, RequestId, TenantId, UserId};
 pub use principal::{Actor, Principal};

@@ -61,3 +61,34 @@ pub struct AuditExportManifest {
     /// Ed25519 signature over the canonical JSON of every other member (hex).
     pub signature: String,
 }
+
+/// How a tenant's audit records are stored and how long they are kept at least.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditSettings {
+    /// The chain these settings belong to (the nil UUID: the platform chain).
+    pub tenant_id: Uuid,
+    /// `raw` (default): as sent and answered, credentials removed. `pii_masked`: every span the
+    /// policy engine's PII detectors find (e-mail, phone numbers, card numbers, resident ids, IP
+    /// addresses) is replaced by `[PII:<kind>]` before the record is hashed and stored; each
+    /// record names the mode that applied (`redaction`).
+    pub redaction: String,
+    /// Records are kept at least this many days (1 to 36500); null: kept forever.
+    /// `enclave audit prune --retention` drops a month only when every chain in it is past
+    /// its retention.
+    pub retention_days: Option<u32>,
+    /// When the settings were last changed; absent: never set, the defaults apply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_by: Option<Uuid>,
+}
+
+/// New audit settings (both members are replaced).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UpdateAuditSettings {
+    /// `raw` or `pii_masked`.
+    pub redaction: String,
+    /// 1 to 36500 days; absent or null: keep forever.
+    #[serde(default)]
+    pub retention_days: Option<i64>,
+}

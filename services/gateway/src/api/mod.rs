@@ -67,6 +67,7 @@ Every error has the body `{"error": {"code", "message", "field"?, "request_id"?}
         crate::routes::audit::list_audit_events,
         crate::routes::audit::export_audit,
         crate::routes::audit::get_export_manifest,
+        crate::routes::audit::settings::get_audit_settings, crate::routes::audit::settings::set_audit_settings,
         crate::routes::policies::create_policy,
         crate::routes::policies::list_policies,
         crate::routes::policies::get_policy,

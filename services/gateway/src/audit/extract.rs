@@ -83,7 +83,7 @@ impl Call {
         }
         let (tenant, actor) = match &caller {
             Some(c) => (
-                self.tenant_of(req, c, status),
+                self.tenant_of(req, c, status, notes.tenant),
                 AuditActor::from(c.principal().actor.clone()),
             ),
             None => (PLATFORM_CHAIN, AuditActor::Anonymous),
@@ -120,12 +120,19 @@ impl Call {
 
     /// The caller's tenant; a platform admin acting on a tenant's object is recorded in that
     /// tenant's chain (its auditors see it), other platform-level calls in the platform chain.
-    fn tenant_of(&self, req: Option<&HttpRequest>, caller: &Caller, status: u16) -> TenantId {
+    fn tenant_of(
+        &self,
+        req: Option<&HttpRequest>,
+        caller: &Caller,
+        status: u16,
+        noted: Option<TenantId>,
+    ) -> TenantId {
         let p = caller.principal();
         if p.is_platform_admin() && (200..300).contains(&status) {
-            let named = req
-                .and_then(|r| r.match_info().get("tenant_id"))
-                .and_then(|t| TenantId::parse(t).ok());
+            let named = noted.or_else(|| {
+                req.and_then(|r| r.match_info().get("tenant_id"))
+                    .and_then(|t| TenantId::parse(t).ok())
+            });
             if let Some(t) = named {
                 return t;
             }

@@ -15,6 +15,7 @@
 //! and the response, so a route needs no audit code to be recorded.
 
 mod extract;
+mod settings;
 mod stream;
 
 use std::path::Path;
@@ -28,8 +29,10 @@ use actix_web::middleware::Next;
 use actix_web::web::{self, Bytes, BytesMut};
 use actix_web::{HttpMessage as _, HttpRequest};
 use enclave_audit::{
-    AdminChange, AuditError, AuditSigningKey, AuditWriter, ExportManifest, PolicyInfo, WriterConfig,
+    AdminChange, AuditError, AuditReceipt, AuditRecord, AuditSigningKey, AuditWriter,
+    ExportManifest, PolicyInfo, StreamAudit, WriterConfig,
 };
+use enclave_domain::TenantId;
 use futures::StreamExt as _;
 
 use crate::error::ApiError;
@@ -45,6 +48,7 @@ pub struct AuditLog {
     writer: AuditWriter,
     key: Arc<AuditSigningKey>,
     manifests: Arc<Mutex<ManifestCache>>,
+    settings: Arc<settings::SettingsCache>,
 }
 
 impl AuditLog {
@@ -53,6 +57,7 @@ impl AuditLog {
             writer,
             key: Arc::new(key),
             manifests: Arc::default(),
+            settings: Arc::new(settings::SettingsCache::new(None)),
         }
     }
 
@@ -60,6 +65,7 @@ impl AuditLog {
     /// previous run left there) and loads or creates the signing key at
     /// `<data_dir>/keys/audit-signing.pem`, the key `enclave audit` uses too.
     pub async fn start(pool: sqlx::PgPool, data_dir: &Path) -> Result<AuditLog, AuditError> {
+        let store = enclave_store::Store::from_pool(pool.clone());
         let writer = AuditWriter::start(
             pool,
             WriterConfig::new(data_dir.join("audit/gateway.spool")),
@@ -73,11 +79,35 @@ impl AuditLog {
                     context: "loading the audit signing key",
                     source: std::io::Error::other(e),
                 })??;
-        Ok(AuditLog::new(writer, key))
+        let mut log = AuditLog::new(writer, key);
+        log.settings = Arc::new(settings::SettingsCache::new(Some(store)));
+        Ok(log)
     }
 
     pub fn writer(&self) -> &AuditWriter {
         &self.writer
+    }
+
+    /// Appends a call's record under its tenant's redaction mode (the writer masks PII before
+    /// hashing when the mode says so); durable when this returns Ok.
+    pub async fn append(&self, mut rec: AuditRecord) -> Result<AuditReceipt, AuditError> {
+        rec.redaction = Some(self.settings.redaction(rec.tenant).await);
+        self.writer.append(rec).await
+    }
+
+    /// [`AuditWriter::begin_stream`] under the tenant's redaction mode (kept for the final
+    /// record, so a stream's records are all stored alike).
+    pub async fn begin_stream(
+        &self,
+        mut rec: AuditRecord,
+    ) -> Result<(AuditReceipt, StreamAudit), AuditError> {
+        rec.redaction = Some(self.settings.redaction(rec.tenant).await);
+        self.writer.begin_stream(rec).await
+    }
+
+    /// Drops the cached settings of `tenant` (they changed): the next call reads them again.
+    pub fn forget_settings(&self, tenant: &TenantId) {
+        self.settings.forget(tenant);
     }
 
     pub fn signing_key(&self) -> &AuditSigningKey {
@@ -140,6 +170,9 @@ pub struct AuditNotes {
     pub resource: Option<String>,
     /// Recorded as the response body instead of the bytes sent (e.g. an export's manifest).
     pub response: Option<serde_json::Value>,
+    /// The tenant a platform admin's call acted on when the path does not name it (e.g.
+    /// `?tenant=`): the record goes to that tenant's chain.
+    pub tenant: Option<TenantId>,
 }
 
 #[derive(Clone, Default)]
@@ -220,7 +253,7 @@ pub async fn record_calls(
                 &notes.snapshot(),
                 None,
             );
-            if let Err(e) = log.writer().append(rec).await {
+            if let Err(e) = log.append(rec).await {
                 tracing::error!(error = %e, "audit record of a failed call could not be stored");
             }
             return Err(err);
@@ -269,7 +302,7 @@ async fn whole(
         &notes.snapshot(),
         extract::request_id(head.headers()),
     );
-    if let Err(e) = log.writer().append(rec).await {
+    if let Err(e) = log.append(rec).await {
         return Ok(ServiceResponse::new(
             req,
             unavailable(&e, format, head.headers()),

@@ -38,7 +38,7 @@ pub(super) async fn begin(
         &notes.snapshot(),
         request_id,
     );
-    let guard = match log.writer().begin_stream(rec).await {
+    let guard = match log.begin_stream(rec).await {
         Ok((_, guard)) => guard,
         Err(e) => {
             let (req, response) = res.into_parts();

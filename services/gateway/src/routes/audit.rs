@@ -2,6 +2,8 @@
 //! tenant admins read their own tenant; platform admins any tenant (`tenant=`), and the
 //! platform chain when they name none; developers none (403). Another tenant answers 404.
 
+pub mod settings;
+
 use actix_web::http::header;
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
@@ -27,6 +29,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::resource("/v1/audit/exports/{export_id}/manifest")
                 .route(web::get().to(get_export_manifest)),
         );
+    settings::configure(cfg);
 }
 
 /// Bytes of export text read ahead of a slow client (bounds the memory of one export).

@@ -3,6 +3,7 @@
 mod adapter_serving;
 mod adapters;
 mod audit;
+mod audit_settings;
 mod auth_attacks;
 mod classifiers;
 mod format_defaults;

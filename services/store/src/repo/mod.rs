@@ -3,6 +3,7 @@
 
 mod adapters;
 mod api_keys;
+mod audit_settings;
 mod classifiers;
 mod limits;
 mod memberships;
@@ -16,6 +17,7 @@ mod users;
 
 pub use adapters::{AdapterRecord, AdapterVersionRecord, Adapters, NewAdapterVersion, Removal};
 pub use api_keys::{ApiKeyRecord, ApiKeys, NewApiKey, StoredApiKey};
+pub use audit_settings::{AuditSettings, AuditSettingsRepo};
 pub use classifiers::{
     ClassifierVersion, ClassifierVersionInfo, Classifiers, NewClassifierVersion,
 };
@@ -66,6 +68,9 @@ impl Store {
     }
     pub fn classifiers(&self) -> Classifiers<'_> {
         Classifiers { store: self }
+    }
+    pub fn audit_settings(&self) -> AuditSettingsRepo<'_> {
+        AuditSettingsRepo { store: self }
     }
     pub fn output_templates(&self) -> OutputTemplates<'_> {
         OutputTemplates { store: self }

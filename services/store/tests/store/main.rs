@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod adapters;
+mod audit_settings;
 mod auth_tables;
 mod classifiers;
 mod limits;
