@@ -22,7 +22,10 @@ mod writer;
 pub use canonical::{ChainHash, canonical_json, chain_hash, envelope};
 pub use error::AuditError;
 pub use export::{ExportFormat, ExportManifest, export, verify_export};
-pub use prune::{DroppedPartition, prune};
+pub use prune::{
+    DroppedPartition, KeptPartition, PartitionInfo, PrunePlan, plan_before, plan_retention, prune,
+    prune_planned,
+};
 pub use query::{AuditEvent, AuditFilter, AuditPage, Cursor, MAX_PAGE, query};
 pub use record::{
     AdminChange, AuditActor, AuditRecord, AuditResponse, PLATFORM_CHAIN, Phase, PolicyInfo, Usage,

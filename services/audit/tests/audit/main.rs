@@ -5,6 +5,7 @@
 mod chain;
 mod export;
 mod ops;
+mod prune;
 mod query;
 mod spool;
 mod tamper;

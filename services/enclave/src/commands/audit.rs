@@ -38,7 +38,8 @@ pub enum AuditCommand {
     Verify(VerifyArgs),
     /// Stream a tenant's records to a file with a signed manifest (`<file>.manifest.json`).
     Export(ExportArgs),
-    /// Drop whole monthly partitions older than a date (writes its own audit record first).
+    /// Drop whole monthly partitions: older than a date, or past every tenant's retention
+    /// (`--retention`); writes its own audit record first. `--dry-run` lists what would go.
     Prune(PruneArgs),
     /// Sign every chain head that moved since the last checkpoint.
     Checkpoint,
@@ -88,8 +89,21 @@ pub struct ExportArgs {
 #[derive(Args, Debug)]
 pub struct PruneArgs {
     /// Drop partitions whose month ends at or before this date.
+    #[arg(
+        long,
+        required_unless_present = "retention",
+        conflicts_with = "retention"
+    )]
+    pub before: Option<String>,
+    /// Derive what goes from each tenant's retention (`PUT /v1/audit/settings`): the oldest
+    /// months, up to the first one holding records of a tenant not past its retention or
+    /// without one (kept forever).
     #[arg(long)]
-    pub before: String,
+    pub retention: bool,
+    /// List the partitions that would be dropped (and why the next one is kept); change
+    /// nothing, write no record.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Who runs the prune (recorded in the audit trail; default: $USER).
     #[arg(long)]
     pub operator: Option<String>,
@@ -197,35 +211,7 @@ async fn dispatch(
             );
             Ok(())
         }
-        AuditCommand::Prune(p) => {
-            let cutoff = ops::parse_time("before", &p.before)?;
-            let operator = p
-                .operator
-                .clone()
-                .or_else(|| std::env::var("USER").ok())
-                .unwrap_or_else(|| "cli".to_owned());
-            let owner = PgPoolOptions::new()
-                .max_connections(1)
-                .connect(owner_url)
-                .await
-                .with_context(|| {
-                    format!("connecting as {OWNER_ROLE} (prune needs the schema owner)")
-                })?;
-            let spool = settings.database.data_dir.join("audit/maintenance.spool");
-            let writer = AuditWriter::start(pool.clone(), WriterConfig::new(spool)).await?;
-            let dropped = enclave_audit::prune(&owner, &writer, &operator, cutoff).await;
-            writer.shutdown().await;
-            owner.close().await;
-            let dropped = dropped?;
-            for d in &dropped {
-                println!("dropped {} ({} records)", d.name, d.rows);
-            }
-            println!(
-                "pruned {} partition(s) ending at or before {cutoff}",
-                dropped.len()
-            );
-            Ok(())
-        }
+        AuditCommand::Prune(p) => prune(p, settings, pool, owner_url).await,
         AuditCommand::Checkpoint => {
             let key = ops::load_or_create_key(key_path)?;
             let signed = enclave_audit::checkpoint_heads(pool, &key).await?;
@@ -263,6 +249,84 @@ fn print_reports(reports: &[enclave_audit::VerifyReport], json: bool) -> anyhow:
             "audit verification failed for {failed} of {} chain(s)",
             reports.len()
         );
+    }
+    Ok(())
+}
+
+async fn prune(
+    p: &PruneArgs,
+    settings: &Settings,
+    pool: &sqlx::PgPool,
+    owner_url: &str,
+) -> anyhow::Result<()> {
+    let owner = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(owner_url)
+        .await
+        .with_context(|| format!("connecting as {OWNER_ROLE} (prune needs the schema owner)"))?;
+    let plan = match &p.before {
+        Some(before) => {
+            let cutoff = ops::parse_time("before", before)?;
+            enclave_audit::plan_before(&owner, cutoff).await
+        }
+        None => enclave_audit::plan_retention(&owner, std::time::SystemTime::now().into()).await,
+    };
+    let plan = match plan {
+        Ok(plan) => plan,
+        Err(e) => {
+            owner.close().await;
+            return Err(e.into());
+        }
+    };
+    let verb = if p.dry_run { "would drop" } else { "dropping" };
+    for part in &plan.partitions {
+        println!(
+            "{verb} {} ({} records, {} chain(s))",
+            part.name,
+            part.rows,
+            part.chains.len()
+        );
+    }
+    if let Some(k) = &plan.kept {
+        match (k.retention_days, k.droppable_from) {
+            (Some(days), Some(from)) => println!(
+                "keeping {} and later: tenant {} keeps records {days} days (droppable from {from})",
+                k.name, k.tenant
+            ),
+            _ => println!(
+                "keeping {} and later: tenant {} has no retention set (kept forever)",
+                k.name, k.tenant
+            ),
+        }
+    }
+    if p.dry_run {
+        owner.close().await;
+        println!(
+            "dry run: {} partition(s) would be dropped",
+            plan.partitions.len()
+        );
+        return Ok(());
+    }
+    let operator = p
+        .operator
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "cli".to_owned());
+    let spool = settings.database.data_dir.join("audit/maintenance.spool");
+    let writer = AuditWriter::start(pool.clone(), WriterConfig::new(spool)).await?;
+    let dropped = enclave_audit::prune_planned(&owner, &writer, &operator, &plan).await;
+    writer.shutdown().await;
+    owner.close().await;
+    let dropped = dropped?;
+    for d in &dropped {
+        println!("dropped {} ({} records)", d.name, d.rows);
+    }
+    match plan.cutoff {
+        Some(cutoff) => println!(
+            "pruned {} partition(s) ending at or before {cutoff}",
+            dropped.len()
+        ),
+        None => println!("pruned nothing"),
     }
     Ok(())
 }
