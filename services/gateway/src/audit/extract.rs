@@ -48,7 +48,7 @@ impl Call {
             method: req.method().clone(),
             path: req.path().to_owned(),
             query: req.query_string().to_owned(),
-            body: body_value(&body, content_type),
+            body: request_body(&body, content_type, declared_length(req.headers())),
             client_addr: req.peer_addr().map(|a| a.ip().to_string()),
             trace_id: trace_id(req.headers()),
         }
@@ -248,11 +248,32 @@ pub fn action_for(method: &Method, pattern: Option<&str>) -> String {
     format!("{base}.{verb}")
 }
 
-/// The body as JSON: parsed when it is JSON, the document text otherwise (XML), absent when
-/// empty; credentials redacted.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// A request body as recorded: [`body_value`], with `declared` (Content-Length) giving the size
+/// of a body whose head only was read.
+fn request_body(body: &[u8], content_type: Option<&str>, declared: Option<u64>) -> Value {
+    match super::body::summary(body, content_type, declared) {
+        Some(summary) => summary,
+        None => body_value(body, content_type),
+    }
+}
+
+/// The body as JSON: parsed when it is JSON, the document text otherwise (XML), a summary when
+/// it is multipart or binary (see [`super::body`]), absent when empty; credentials redacted.
 pub(crate) fn body_value(body: &[u8], content_type: Option<&str>) -> Value {
     if body.is_empty() {
         return Value::Null;
+    }
+    if let Some(summary) = super::body::summary(body, content_type, None) {
+        return summary;
     }
     let looks_json = content_type.is_none_or(|c| c.contains("json")) || body.first() == Some(&b'{');
     if looks_json && let Ok(mut v) = serde_json::from_slice::<Value>(body) {

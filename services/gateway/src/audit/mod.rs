@@ -14,6 +14,7 @@
 //! before/after values of an administrative change); everything else is read from the request
 //! and the response, so a route needs no audit code to be recorded.
 
+mod body;
 mod extract;
 mod settings;
 mod stream;

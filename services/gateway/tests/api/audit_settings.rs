@@ -379,3 +379,74 @@ async fn a_masked_tenant_stores_markers_instead_of_pii_and_a_raw_tenant_is_uncha
     );
     verifies(&app, raw).await;
 }
+
+#[tokio::test]
+async fn uploads_and_binary_bodies_are_recorded_as_summaries() {
+    use sha2::{Digest, Sha256};
+    let app = spawn_app().await;
+    let tenant = app.tenant("uploader").await;
+    let admin = app.member(tenant, Role::TenantAdmin).await;
+    // Not a valid adapter (and no model here: refused either way), but recorded like every call.
+    let weights: Vec<u8> = (0..=255u8).cycle().take(64 * 1024).collect();
+    let mut body = Vec::new();
+    body.extend_from_slice(
+        b"--XB\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nsupport\r\n",
+    );
+    body.extend_from_slice(b"--XB\r\nContent-Disposition: form-data; name=\"weights\"; filename=\"adapter_model.safetensors\"\r\nContent-Type: application/octet-stream\r\n\r\n");
+    body.extend_from_slice(&weights);
+    body.extend_from_slice(b"\r\n--XB--\r\n");
+    let res = app
+        .http
+        .post(app.url("/v1/adapters"))
+        .bearer_auth(&admin)
+        .header("content-type", "multipart/form-data; boundary=XB")
+        .body(body.clone())
+        .send()
+        .await
+        .expect("upload");
+    assert!(!res.status().is_success(), "{}", res.status());
+    let res = app
+        .http
+        .post(app.url("/v1/adapters"))
+        .bearer_auth(&admin)
+        .header("content-type", "application/octet-stream")
+        .body(weights.clone())
+        .send()
+        .await
+        .expect("binary");
+    assert!(!res.status().is_success(), "{}", res.status());
+
+    let rows = stored_rows(&app, tenant).await;
+    let bodies: Vec<&Value> = rows
+        .iter()
+        .map(|(r, _)| r)
+        .filter(|r| r["action"] == "adapters.create")
+        .map(|r| &r["request"]["body"])
+        .collect();
+    assert_eq!(bodies.len(), 2, "{bodies:#?}");
+    let hex = |b: &[u8]| -> String {
+        Sha256::digest(b)
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect()
+    };
+    let form = bodies[0];
+    assert_eq!(form["summary"], "multipart", "{form}");
+    assert_eq!(form["size"], body.len());
+    assert_eq!(form["sha256"], hex(&body));
+    assert_eq!(form["parts"][0]["value"], "support");
+    assert_eq!(form["parts"][1]["filename"], "adapter_model.safetensors");
+    assert_eq!(form["parts"][1]["size"], weights.len());
+    assert_eq!(form["parts"][1]["sha256"], hex(&weights));
+    assert!(
+        form.to_string().len() < 2048,
+        "a summary, not the bytes: {form}"
+    );
+    let binary = bodies[1];
+    assert_eq!(
+        (binary["summary"].as_str(), binary["size"].as_u64()),
+        (Some("binary"), Some(weights.len() as u64))
+    );
+    assert_eq!(binary["sha256"], hex(&weights));
+    verifies(&app, tenant).await;
+}
