@@ -191,7 +191,10 @@ impl fmt::Debug for AdapterLease {
 impl Clone for AdapterLease {
     fn clone(&self) -> Self {
         let mut st = self.set.lock();
-        if let Some(e) = st.entries.get_mut(self.version.id()) {
+        // Only the entry of this very version: after `remove`, the same id may be resident again.
+        if let Some(e) = st.entries.get_mut(self.version.id())
+            && Arc::ptr_eq(&e.version, &self.version)
+        {
             e.pins += 1;
         }
         AdapterLease {
@@ -206,7 +209,9 @@ impl Drop for AdapterLease {
         let mut st = self.set.lock();
         st.clock += 1;
         let now = st.clock;
-        if let Some(e) = st.entries.get_mut(self.version.id()) {
+        if let Some(e) = st.entries.get_mut(self.version.id())
+            && Arc::ptr_eq(&e.version, &self.version)
+        {
             e.pins = e.pins.saturating_sub(1);
             e.last_used = now;
         }
@@ -247,6 +252,21 @@ impl ResidentAdapters {
             loads: st.loads,
             hits: st.hits,
             evictions: st.evictions,
+        }
+    }
+
+    /// Drops version `id` from the set (its files were deleted, so nothing can resolve it any
+    /// more): its bytes are freed now instead of when it ages out of the LRU order. Leases
+    /// still held keep their own reference, so running requests finish on it; the bytes they
+    /// pin no longer count against the budget. Returns whether it was resident.
+    pub fn remove(&self, id: &str) -> bool {
+        let mut st = self.inner.lock();
+        match st.entries.remove(id) {
+            Some(e) => {
+                st.used -= e.version.size_bytes();
+                true
+            }
+            None => false,
         }
     }
 
@@ -427,6 +447,29 @@ mod tests {
         assert_eq!(a.id(), "a");
         assert_eq!(c.version().size_bytes(), 1000);
         assert_eq!(set.stats().pinned_bytes, 2000);
+    }
+
+    #[test]
+    fn a_removed_version_frees_its_bytes_and_its_leases_keep_working() {
+        let set = ResidentAdapters::new(2000);
+        let a = load(&set, "a", 1000).expect("a");
+        drop(load(&set, "b", 1000).expect("b"));
+        assert!(set.remove("a") && set.remove("b"));
+        assert!(!set.remove("b"), "already gone");
+        assert!(!set.contains("a") && set.get("a").is_none());
+        assert_eq!(set.stats().used_bytes, 0);
+        assert_eq!(a.id(), "a", "a running request keeps its version");
+        let a2 = load(&set, "a", 1000).expect("the same id loads again as a new entry");
+        drop(a.clone());
+        drop(a);
+        assert_eq!(
+            set.stats().pinned_bytes,
+            1000,
+            "old leases do not unpin the new entry"
+        );
+        drop(a2);
+        drop(load(&set, "c", 2000).expect("the whole budget is free once a2 is dropped"));
+        assert_eq!(set.stats().used_bytes, 2000);
     }
 
     #[test]

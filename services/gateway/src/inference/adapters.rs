@@ -378,7 +378,7 @@ async fn lease(
     let (engine, blobs) = (engine.clone(), state.adapters().blobs().clone());
     let version = record.version.clone();
     let acquired = actix_web::web::block(move || {
-        engine.acquire_adapter(&format!("{tenant}/{version}"), || {
+        engine.acquire_adapter(&resident_id(&tenant, &version), || {
             let files = blobs
                 .read(&tenant, &version)
                 .map_err(std::io::Error::other)?;
@@ -388,6 +388,11 @@ async fn lease(
     .await
     .map_err(ApiError::internal)?;
     acquired.map_err(|e| resident_error(e, record))
+}
+
+/// The key of a version in the engine's resident set: per tenant, so tenants never share one.
+pub fn resident_id(tenant: &TenantId, version: &enclave_domain::AdapterVersion) -> String {
+    format!("{tenant}/{version}")
 }
 
 /// Why a stored version could not be made resident, for the caller. Never a fallback to the base.

@@ -10,7 +10,7 @@ pub mod sse;
 pub mod templates;
 
 use actix_web::{HttpRequest, HttpResponse, Responder as _};
-use enclave_model_core::engine::{Engine, GenerateRequest, RequestError, SubmitError};
+use enclave_model_core::engine::{GenerateRequest, RequestError, SubmitError};
 
 use enclave_domain::{ApiKeyId, TenantId};
 use enclave_store::Store;
@@ -50,27 +50,6 @@ impl From<SubmitError> for ApiError {
             message: e.to_string(),
             retry_after_secs,
         }
-    }
-}
-
-/// The model a request may name: the served base model under its id, or `base`.
-pub fn resolve_model<'a>(
-    state: &'a AppState,
-    requested: &str,
-) -> Result<(&'a Engine, &'a str), ApiError> {
-    let served = state.served_model().ok_or_else(|| ApiError::Unavailable {
-        code: "model_not_loaded",
-        message: "no model is loaded on this server".to_owned(),
-        retry_after_secs: None,
-    })?;
-    if requested == served.id || requested == "base" {
-        Ok((&served.engine, &served.id))
-    } else {
-        Err(ApiError::Status {
-            status: actix_web::http::StatusCode::NOT_FOUND,
-            code: "model_not_found",
-            message: format!("model {requested:?} does not exist; see GET /v1/models"),
-        })
     }
 }
 

@@ -95,13 +95,20 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, A
     Ok(body)
 }
 
-/// Removes files no version row references any more (after the rows are gone). A removed
-/// version still resident in the engine ages out of its LRU set: nothing can resolve it now.
+/// Removes files no version row references any more (after the rows are gone), and drops those
+/// versions from the engine's resident set (nothing can resolve them now; requests still
+/// running on one finish on their lease).
 async fn remove_files(
     state: &AppState,
     tenant: TenantId,
     removal: Vec<enclave_domain::AdapterVersion>,
 ) {
+    if let Some(served) = state.served_model() {
+        for v in &removal {
+            let id = crate::inference::adapters::resident_id(&tenant, v);
+            served.engine.adapters().remove(&id);
+        }
+    }
     let blobs = state.adapters().blobs().clone();
     let done = web::block(move || removal.iter().try_for_each(|v| blobs.remove(&tenant, v))).await;
     if let Ok(Err(e)) = done {

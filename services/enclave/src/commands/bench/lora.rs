@@ -172,13 +172,14 @@ fn bench(engine: &Engine, args: &LoraBenchArgs, tmp: &Path) -> anyhow::Result<()
             .collect::<anyhow::Result<Vec<_>>>()?;
         // Cold loads: each a version never seen by the engine (files in the page cache).
         let mut cold = Vec::new();
+        let mut bytes = 0;
         for run in 0..runs {
             let t = Instant::now();
             let lease = load(engine, &format!("cold-{dt}-{run}"), &dirs[0])?;
             cold.push(t.elapsed().as_secs_f64() * 1000.0);
-            let bytes = lease.version().size_bytes() as f64;
-            emit("lora", &format!("adapter_bytes_{dt}"), bytes, "B");
+            bytes = lease.version().size_bytes();
         }
+        emit("lora", &format!("adapter_bytes_{dt}"), bytes as f64, "B");
         emit(
             "lora",
             &format!("cold_load_r{}_{dt}", args.rank),
