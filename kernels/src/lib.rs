@@ -9,6 +9,8 @@ mod dispatch;
 mod error;
 mod ggml;
 mod lora;
+#[cfg(target_arch = "x86_64")]
+mod lora_avx512;
 mod matmul;
 mod ops;
 mod qmatrix;
