@@ -1,6 +1,7 @@
 //! `enclave bench format`: aggregate decode tokens/s at 1 and 16 sequences, free text against
-//! JSON schema, regex and XML constrained output (and the ratio to free text), plus the compile
-//! time of each schema of a corpus.
+//! JSON schema, regex and XML constrained output (and the ratio to free text), the decode rate of
+//! free-text sequences sharing a batch with JSON-schema constrained ones (against the same
+//! sequences in an all-free-text batch), plus the compile time of each schema of a corpus.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -8,7 +9,9 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use enclave_model_core::constraints::ResponseFormat;
-use enclave_model_core::engine::{Engine, GenerateRequest, PromptInput, RequestOptions};
+use enclave_model_core::engine::{
+    Engine, GenerateRequest, GenerationEvent, GenerationStream, PromptInput, RequestOptions,
+};
 use enclave_model_core::sampling::RawSamplingParams;
 use serde_json::{Value, json};
 
@@ -29,6 +32,10 @@ pub struct FormatBenchArgs {
     /// Repetitions of each measurement; the median is printed.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
+    /// Sequences of the mixed batch: the first half free text, the second half JSON-schema
+    /// constrained (0: skip the mixed-batch measurement).
+    #[arg(long, default_value_t = 16)]
+    pub mixed: usize,
     /// Directory of JSON schema files whose compile time is measured.
     #[arg(long, default_value = "model-core/tests/data/json_schemas")]
     pub schemas: PathBuf,
@@ -103,6 +110,121 @@ fn decode_rate(
     aggregate_rate(streams)
 }
 
+/// Reads a stream to its end; returns the arrival time of every token.
+fn token_times(mut stream: GenerationStream) -> anyhow::Result<Vec<Instant>> {
+    let mut times = Vec::new();
+    while let Some(ev) = stream.blocking_next() {
+        match ev {
+            GenerationEvent::Token { .. } => times.push(Instant::now()),
+            GenerationEvent::Finished { .. } => return Ok(times),
+            GenerationEvent::Failed { message } => anyhow::bail!("generation failed: {message}"),
+        }
+    }
+    anyhow::bail!("stream ended without a final event")
+}
+
+/// One batch of `n` sequences where those from `first_constrained` on run under `format`:
+/// the decode tokens/s of the first `measured` sequences (free text, EOS ignored so they run
+/// as long as the constrained ones), counted over the window in which all `n` sequences are decoding
+/// together (from the last first token to the first last token), so the batch is the same in
+/// every run. With `first_constrained == n` the whole batch is free text, which gives the
+/// baseline for the same sequences.
+fn free_rate_in_batch(
+    engine: &Engine,
+    format: &ResponseFormat,
+    n: usize,
+    first_constrained: usize,
+    measured: usize,
+    tokens: u32,
+) -> anyhow::Result<f64> {
+    let streams = (0..n)
+        .map(|i| {
+            let constrained = i >= first_constrained;
+            let options = RequestOptions {
+                response_format: constrained.then(|| format.clone()),
+                ..RequestOptions::default()
+            };
+            let mut req = request(engine, i, tokens)?;
+            req.sampling.ignore_eos = Some(!constrained);
+            let prepared = engine.prepare_with(req, options)?;
+            Ok(engine.submit(prepared)?)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let readers: Vec<_> = streams
+        .into_iter()
+        .map(|s| std::thread::spawn(move || token_times(s)))
+        .collect();
+    let mut times = Vec::new();
+    for r in readers {
+        times.push(
+            r.join()
+                .map_err(|_| anyhow::anyhow!("reader thread panicked"))??,
+        );
+    }
+    let start = times
+        .iter()
+        .filter_map(|t| t.first())
+        .max()
+        .context("no tokens")?;
+    let end = times
+        .iter()
+        .filter_map(|t| t.last())
+        .min()
+        .context("no tokens")?;
+    anyhow::ensure!(
+        end > start,
+        "the sequences never decoded together; raise --decode-tokens"
+    );
+    let free = times[..measured.min(first_constrained).min(n)]
+        .iter()
+        .flatten()
+        .filter(|&t| t > start && t <= end)
+        .count();
+    Ok(free as f64 / end.duration_since(*start).as_secs_f64())
+}
+
+/// Acceptance: free-text sequences are not slowed down by constrained ones in the same batch.
+/// Runs alternate between the all-free and the mixed batch so load drift hits both alike; the
+/// ratio is the median of the per-run ratios.
+fn mixed_batch(
+    engine: &Engine,
+    format: &ResponseFormat,
+    n: usize,
+    runs: usize,
+    tokens: u32,
+) -> anyhow::Result<()> {
+    let half = n / 2;
+    let (mut all_free, mut mixed, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs.max(1) {
+        // The same `half` free-text sequences, next to free text and next to constrained ones.
+        let base = free_rate_in_batch(engine, format, n, n, half, tokens)?;
+        let with = free_rate_in_batch(engine, format, n, half, half, tokens)?;
+        all_free.push(base);
+        mixed.push(with);
+        ratios.push(with / base);
+    }
+    let what = format!("{half}text_{}json_x{n}", n - half);
+    emit(
+        "format",
+        &format!("decode_text_of_all_text_x{n}"),
+        median(all_free),
+        "tok/s",
+    );
+    emit(
+        "format",
+        &format!("decode_text_of_{what}"),
+        median(mixed),
+        "tok/s",
+    );
+    emit(
+        "format",
+        &format!("ratio_text_{what}"),
+        median(ratios),
+        "x_all_text",
+    );
+    Ok(())
+}
+
 fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     let i = ((v.len() as f64 - 1.0) * p).round() as usize;
@@ -159,6 +281,14 @@ pub fn run(args: FormatBenchArgs) -> anyhow::Result<()> {
                 ),
             }
         }
+    }
+    if args.mixed >= 2 {
+        let json = formats
+            .iter()
+            .find(|(name, _)| *name == "json_schema")
+            .and_then(|(_, f)| f.as_ref())
+            .context("the json_schema format")?;
+        mixed_batch(&engine, json, args.mixed, args.runs, args.decode_tokens)?;
     }
     let ms = compile_times(&engine, &args.schemas)?;
     emit("format", "schemas_compiled", ms.len() as f64, "count");
