@@ -153,9 +153,13 @@ async fn every_call_has_exactly_one_final_record() {
             .status(),
         StatusCode::UNAUTHORIZED
     );
-    // Cancelled: the client reads one chunk and goes away.
+    // Cancelled: the client reads one chunk and goes away. The end-of-sequence tokens are banned
+    // so the answer cannot finish on its own before the server notices the disconnect (a short
+    // natural answer can fit in the socket buffers of a loaded machine and complete).
     let cancelled = rid();
-    let res = post(&cancelled, &chat_body(true, 2000), Some(&key))
+    let mut body = chat_body(true, 2000);
+    body["logit_bias"] = json!({"0": -100, "2": -100});
+    let res = post(&cancelled, &body, Some(&key))
         .await
         .expect("cancel");
     let mut chunks = res.bytes_stream();
