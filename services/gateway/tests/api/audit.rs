@@ -159,9 +159,7 @@ async fn every_call_has_exactly_one_final_record() {
     let cancelled = rid();
     let mut body = chat_body(true, 2000);
     body["logit_bias"] = json!({"0": -100, "2": -100});
-    let res = post(&cancelled, &body, Some(&key))
-        .await
-        .expect("cancel");
+    let res = post(&cancelled, &body, Some(&key)).await.expect("cancel");
     let mut chunks = res.bytes_stream();
     assert!(chunks.next().await.is_some());
     drop(chunks);
