@@ -3,7 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use enclave_model_core::adapters::{AdapterLimits, LoraAdapter, Target, load_peft};
+use enclave_model_core::adapters::synthetic::{self, FileDtype};
+use enclave_model_core::adapters::{
+    AdapterLimits, AdapterPrecision, Factors as Resident, LoraAdapter, Target, load_peft,
+};
 use enclave_model_core::config::ModelConfig;
 use enclave_model_core::kv::{BlockAllocator, KvStore};
 use enclave_model_core::loader::{MemorySource, TensorName};
@@ -218,6 +221,58 @@ fn a_mixed_adapter_batch_equals_each_sequence_alone_with_merged_weights() {
         .map(|(x, y)| (x - y).abs())
         .fold(0.0f32, f32::max);
     assert!(diff > 1e-2, "adapter had no effect ({diff})");
+}
+
+#[test]
+fn bf16_residency_rounds_f32_factors_exactly_like_a_bf16_file() {
+    let cfg = tiny();
+    let limits = AdapterLimits::default();
+    let peft = |dtype| synthetic::random_peft_as(&cfg, &Target::ALL, 8, 16.0, 0.05, 7, dtype);
+    let ((c32, w32), (c16, w16)) = (peft(FileDtype::F32), peft(FileDtype::BF16));
+    let f32_file = load_peft(&c32, &w32, &cfg, &limits).expect("f32 adapter");
+    let bf16_file = load_peft(&c16, &w16, &cfg, &limits).expect("bf16 adapter");
+
+    let kept = f32_file.clone().with_precision(AdapterPrecision::AsStored);
+    assert_eq!(kept.size_bytes(), f32_file.size_bytes());
+    let rounded = f32_file.clone().with_precision(AdapterPrecision::Bf16);
+    assert_eq!(rounded.size_bytes() * 2, f32_file.size_bytes());
+    // Factor for factor what the same values saved as bf16 load to.
+    let mut compared = 0;
+    for (mine, theirs) in rounded.layers.iter().zip(&bf16_file.layers) {
+        assert_eq!(mine.len(), theirs.len());
+        for (t, w) in mine {
+            match (&w.factors, &theirs[t].factors) {
+                (Resident::BF16 { a, bt }, Resident::BF16 { a: a2, bt: bt2 }) => {
+                    assert!(a == a2 && bt == bt2, "{t:?} differs from the bf16 file");
+                    compared += 1;
+                }
+                other => panic!("{t:?}: not bf16 on both sides: {other:?}"),
+            }
+        }
+    }
+    assert_eq!(compared, cfg.num_layers * Target::ALL.len());
+    // A bf16 file is already 2 bytes per value: unchanged.
+    assert_eq!(
+        bf16_file
+            .clone()
+            .with_precision(AdapterPrecision::Bf16)
+            .size_bytes(),
+        bf16_file.size_bytes()
+    );
+
+    // The forward pass: the rounded adapter gives the bf16 file's logits exactly, and stays
+    // within bf16 rounding of the exact f32 adapter's.
+    let base = LlamaModel::load(&MemorySource::random(cfg.clone(), 5)).expect("base");
+    let prompt: &[u32] = &[1, 5, 9, 13, 2];
+    let run = |a: &LoraAdapter| last_logits(&base, &[(prompt, Some(a))]).remove(0);
+    let (exact, half, file) = (run(&f32_file), run(&rounded), run(&bf16_file));
+    assert_eq!(half, file);
+    let max = exact
+        .iter()
+        .zip(&half)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    assert!(max > 0.0 && max < 5e-2, "max |Δlogit| f32 vs bf16 = {max}");
 }
 
 // ---- validation ---------------------------------------------------------------------------

@@ -10,5 +10,7 @@ pub mod synthetic;
 
 pub use apply::apply_lora;
 pub use error::AdapterError;
-pub use peft::{AdapterLimits, Factors, LoraAdapter, LoraWeights, Target, load_peft};
+pub use peft::{
+    AdapterLimits, AdapterPrecision, Factors, LoraAdapter, LoraWeights, Target, load_peft,
+};
 pub use resident::{AdapterLease, AdapterVersion, ResidentAdapters, ResidentError, ResidentStats};

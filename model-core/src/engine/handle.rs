@@ -13,7 +13,8 @@ use super::request::{
     SubmitError,
 };
 use crate::adapters::{
-    AdapterLease, AdapterLimits, LoraAdapter, ResidentAdapters, ResidentError, load_peft,
+    AdapterLease, AdapterLimits, AdapterPrecision, LoraAdapter, ResidentAdapters, ResidentError,
+    load_peft,
 };
 use crate::chat::ChatTemplate;
 use crate::config::ModelConfig;
@@ -46,6 +47,8 @@ pub struct EngineConfig {
     pub adapter_memory_bytes: usize,
     /// Upload/load limits for adapters (rank, file size).
     pub adapter_limits: AdapterLimits,
+    /// Precision of resident adapters' factors (as in their files, or f32 rounded to bf16).
+    pub adapter_precision: AdapterPrecision,
     /// Matrices as stored, or dequantized to f32 (reference precision; see [`ModelPrecision`]).
     pub precision: ModelPrecision,
 }
@@ -62,6 +65,7 @@ impl Default for EngineConfig {
             max_context: None,
             adapter_memory_bytes: 1 << 30,
             adapter_limits: AdapterLimits::default(),
+            adapter_precision: AdapterPrecision::AsStored,
             precision: ModelPrecision::AsStored,
         }
     }
@@ -75,6 +79,7 @@ pub struct Engine {
     adapters: ResidentAdapters,
     base: Arc<ModelConfig>,
     adapter_limits: AdapterLimits,
+    adapter_precision: AdapterPrecision,
 }
 
 impl Engine {
@@ -138,6 +143,7 @@ impl Engine {
             adapters,
             base: Arc::new(mc),
             adapter_limits: cfg.adapter_limits,
+            adapter_precision: cfg.adapter_precision,
         })
     }
 
@@ -316,7 +322,9 @@ impl Engine {
                 id: id.to_string(),
                 message: e.to_string(),
             })?;
-            Ok(self.validate_adapter(&config, &weights)?)
+            Ok(self
+                .validate_adapter(&config, &weights)?
+                .with_precision(self.adapter_precision))
         })
     }
 

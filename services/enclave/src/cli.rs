@@ -77,6 +77,17 @@ pub struct ModelArgs {
     /// reproduces an f32 implementation token for token); `as-stored` is the fast path.
     #[arg(long, value_enum, default_value_t = Precision::AsStored)]
     pub precision: Precision,
+    /// Resident LoRA factors: `as-stored` (f32 files stay f32, exact) or `bf16` (f32 factors
+    /// rounded to bf16: half the memory traffic of batches mixing many distinct adapters).
+    #[arg(long, value_enum, default_value_t = AdapterPrecisionArg::AsStored)]
+    pub adapter_precision: AdapterPrecisionArg,
+}
+
+/// `--adapter-precision` values.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdapterPrecisionArg {
+    AsStored,
+    Bf16,
 }
 
 /// `--precision` values.
@@ -95,6 +106,12 @@ impl ModelArgs {
             precision: match self.precision {
                 Precision::AsStored => enclave_model_core::loader::ModelPrecision::AsStored,
                 Precision::F32 => enclave_model_core::loader::ModelPrecision::F32,
+            },
+            adapter_precision: match self.adapter_precision {
+                AdapterPrecisionArg::AsStored => {
+                    enclave_model_core::adapters::AdapterPrecision::AsStored
+                }
+                AdapterPrecisionArg::Bf16 => enclave_model_core::adapters::AdapterPrecision::Bf16,
             },
             ..Default::default()
         }

@@ -88,6 +88,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut engine_config = args.model.engine_config();
     engine_config.adapter_memory_bytes = settings.adapters.cache_bytes;
     engine_config.adapter_limits = settings.adapters.limits();
+    engine_config.adapter_precision = settings.adapters.precision;
     let engine = Engine::load(&args.model.model, engine_config)
         .with_context(|| format!("loading {}", args.model.model.display()))?;
     tracing::info!(model = %engine.info().id, context = engine.info().context_length, "model loaded");

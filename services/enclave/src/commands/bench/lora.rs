@@ -17,9 +17,10 @@ use enclave_model_core::sampling::RawSamplingParams;
 
 use super::streams::{aggregate_rate, median};
 use super::{emit, peak_rss_mib};
-use crate::cli::ModelArgs;
+use crate::cli::{AdapterPrecisionArg, ModelArgs};
 
-/// Precision of the generated adapter files (the engine keeps the file's precision).
+/// Precision of the generated adapter files (the engine keeps it, unless `--adapter-precision`
+/// says otherwise).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Dtype {
     F32,
@@ -166,7 +167,11 @@ fn bench(engine: &Engine, args: &LoraBenchArgs, tmp: &Path) -> anyhow::Result<()
     let most = args.adapters.iter().copied().max().unwrap_or(0).max(1);
     let runs = args.runs.max(1);
     for &dtype in &args.dtypes {
-        let dt = dtype.name();
+        // Figures name the file precision, and the resident one when it differs.
+        let dt = match args.model.adapter_precision {
+            AdapterPrecisionArg::Bf16 if dtype == Dtype::F32 => "f32_as_bf16",
+            _ => dtype.name(),
+        };
         let dirs = (0..most)
             .map(|i| write_adapter(engine, tmp, i, args.rank, dtype))
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -193,31 +198,38 @@ fn bench(engine: &Engine, args: &LoraBenchArgs, tmp: &Path) -> anyhow::Result<()
             .collect::<anyhow::Result<Vec<_>>>()?;
         // Warm-up: sizes the scratch buffers and touches the weights.
         decode_rate(engine, args.sequences, &leases[..1], 4)?;
-        // The base figure is measured again next to each dtype's figures, so a ratio compares
-        // runs made close together on a machine whose load may drift.
-        let mut base = None;
-        for &k in &args.adapters {
-            let leases = &leases[..k.min(leases.len())];
-            let rates = (0..runs)
-                .map(|_| decode_rate(engine, args.sequences, leases, args.decode_tokens))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let rate = median(rates);
-            let n = args.sequences;
+        // Runs go round-robin over the adapter counts, and each ratio is the median of the
+        // ratios within a round: on a shared machine whose speed drifts from second to second,
+        // a ratio compares runs made a second apart rather than minutes apart.
+        let mut rates = vec![Vec::with_capacity(runs); args.adapters.len()];
+        for _ in 0..runs {
+            for (j, &k) in args.adapters.iter().enumerate() {
+                let leases = &leases[..k.min(leases.len())];
+                rates[j].push(decode_rate(
+                    engine,
+                    args.sequences,
+                    leases,
+                    args.decode_tokens,
+                )?);
+            }
+        }
+        let base = args.adapters.iter().position(|&k| k == 0);
+        let n = args.sequences;
+        for (j, &k) in args.adapters.iter().enumerate() {
             emit(
                 "lora",
                 &format!("decode_x{n}_adapters_{k}_{dt}"),
-                rate,
+                median(rates[j].clone()),
                 "tok/s",
             );
-            match base {
-                None if k == 0 => base = Some(rate),
-                Some(b) => emit(
+            if let Some(b) = base.filter(|&b| b != j) {
+                let ratios = rates[j].iter().zip(&rates[b]).map(|(r, b)| r / b).collect();
+                emit(
                     "lora",
                     &format!("ratio_adapters_{k}_{dt}_vs_base"),
-                    rate / b,
+                    median(ratios),
                     "x",
-                ),
-                None => {}
+                );
             }
         }
     }
