@@ -36,8 +36,8 @@ pub struct AdapterSettings {
     pub max_rank: usize,
     /// Largest upload (whole body: files or archive).
     pub max_upload_bytes: usize,
-    /// Memory for adapter versions resident in the engine, in bytes of factors (kept in the
-    /// file's precision). Least recently used versions are evicted first; versions that running
+    /// Memory for adapter versions resident in the engine, in bytes of factors (in the
+    /// resident precision, below). Least recently used versions are evicted first; versions that running
     /// requests use are pinned. Applied by the engine (`enclave serve` passes it).
     pub cache_bytes: usize,
     /// `as-stored` keeps f32 factors in f32 (exact); `bf16` rounds them to bf16 when they become

@@ -263,22 +263,31 @@ pub fn run(args: FormatBenchArgs) -> anyhow::Result<()> {
     for (_, f) in &formats {
         decode_rate(&engine, f.as_ref(), 1, 4)?;
     }
+    // Runs go round-robin over the formats and each ratio is the median of the per-round ratios
+    // to free text: on a shared machine whose speed drifts, a ratio compares runs made seconds
+    // apart rather than a minute apart.
     for &n in &args.concurrency {
-        let mut text_rate = None;
-        for (name, f) in &formats {
-            let rates = (0..args.runs.max(1))
-                .map(|_| decode_rate(&engine, f.as_ref(), n, args.decode_tokens))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let rate = median(rates);
-            emit("format", &format!("decode_{name}_x{n}"), rate, "tok/s");
-            match text_rate {
-                None => text_rate = Some(rate),
-                Some(base) => emit(
+        let mut rates = vec![Vec::new(); formats.len()];
+        for _ in 0..args.runs.max(1) {
+            for ((_, f), r) in formats.iter().zip(&mut rates) {
+                r.push(decode_rate(&engine, f.as_ref(), n, args.decode_tokens)?);
+            }
+        }
+        for (j, (name, _)) in formats.iter().enumerate() {
+            emit(
+                "format",
+                &format!("decode_{name}_x{n}"),
+                median(rates[j].clone()),
+                "tok/s",
+            );
+            if j > 0 {
+                let ratios = rates[j].iter().zip(&rates[0]).map(|(r, t)| r / t).collect();
+                emit(
                     "format",
                     &format!("ratio_{name}_x{n}"),
-                    rate / base,
+                    median(ratios),
                     "x_text",
-                ),
+                );
             }
         }
     }
