@@ -323,6 +323,25 @@ mod tests {
     }
 
     #[test]
+    fn adapter_precision_parses_and_unknown_values_are_refused() {
+        use enclave_model_core::adapters::AdapterPrecision;
+        let with = |v: &str| {
+            Settings::from_figment(
+                Figment::from(Serialized::defaults(Settings::default()))
+                    .merge(Serialized::default("adapters.precision", v)),
+            )
+        };
+        assert_eq!(
+            Settings::default().adapters.precision,
+            AdapterPrecision::AsStored
+        );
+        let bf16 = with("bf16").expect("bf16 is a precision");
+        assert_eq!(bf16.adapters.precision, AdapterPrecision::Bf16);
+        let err = with("f8").expect_err("f8 is not").to_string();
+        assert!(err.contains("precision"), "{err}");
+    }
+
+    #[test]
     fn invalid_values_name_the_field() {
         let cases = [
             (
