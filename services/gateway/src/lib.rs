@@ -11,6 +11,7 @@ pub mod error;
 pub mod inference;
 pub mod limits;
 pub mod middleware;
+pub(crate) mod multipart;
 pub mod negotiate;
 pub mod routes;
 pub mod settings;

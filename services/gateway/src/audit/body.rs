@@ -6,6 +6,8 @@
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::multipart::{self, Malformed, Part, param};
+
 /// Longest text field value kept in a multipart summary.
 const MAX_FIELD_VALUE: usize = 256;
 /// Most parts listed (a form with more is summarised as truncated).
@@ -54,7 +56,7 @@ pub(crate) fn summary(
         // Only the head was read for the record (the handler got the whole body).
         m.insert("recorded_bytes".into(), json!(body.len()));
     }
-    if multipart && let Some(boundary) = param(content_type.unwrap_or(""), "boundary") {
+    if multipart && let Some(boundary) = short_param(content_type.unwrap_or(""), "boundary") {
         let (parts, cut) = parts(body, &boundary);
         m.insert("parts".into(), Value::Array(parts));
         if cut || !complete {
@@ -64,88 +66,55 @@ pub(crate) fn summary(
     Some(Value::Object(m))
 }
 
-fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    hay.get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| p + from)
-}
-
-/// `key="value"` parameters of a header value (`form-data; name="x"; filename="y"`).
-fn param(header: &str, key: &str) -> Option<String> {
-    header
-        .split(';')
-        .skip(1)
-        .find_map(|p| {
-            let (k, v) = p.trim().split_once('=')?;
-            k.trim()
-                .eq_ignore_ascii_case(key)
-                .then(|| v.trim().trim_matches('"').to_owned())
-        })
-        .filter(|v| !v.is_empty() && v.len() <= 200)
-}
-
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.split("\r\n").find_map(|l| {
-        l.split_once(':')
-            .filter(|(k, _)| k.trim().eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.trim())
-    })
+/// A parameter of a part's header, bounded so a record stays small.
+fn short_param(header: &str, key: &str) -> Option<String> {
+    param(header, key).filter(|v| !v.is_empty() && v.len() <= 200)
 }
 
 /// The parts of a multipart body, leniently (a part cut off by the end of what was read is
 /// listed with the bytes seen); true when the list is incomplete.
 fn parts(body: &[u8], boundary: &str) -> (Vec<Value>, bool) {
-    let delim = format!("--{boundary}").into_bytes();
-    let next_delim = format!("\r\n--{boundary}").into_bytes();
     let mut out = Vec::new();
-    let Some(first) = find(body, &delim, 0) else {
-        return (out, true);
-    };
-    let mut at = first + delim.len();
-    loop {
-        if body[at..].starts_with(b"--") {
-            return (out, false);
-        }
-        if out.len() == MAX_PARTS {
+    for (i, part) in multipart::parts(body, boundary).enumerate() {
+        if i == MAX_PARTS {
             return (out, true);
         }
-        let Some(head_end) = find(body, b"\r\n\r\n", at) else {
-            return (out, true);
-        };
-        let head = String::from_utf8_lossy(&body[at..head_end]);
-        let disposition = header(&head, "content-disposition").unwrap_or("");
-        let data_start = head_end + 4;
-        let (data_end, cut) = match find(body, &next_delim, data_start) {
-            Some(end) => (end, false),
-            None => (body.len(), true),
-        };
-        let data = &body[data_start..data_end];
-        let mut p = Map::new();
-        p.insert("name".into(), json!(param(disposition, "name")));
-        let filename = param(disposition, "filename");
-        if let Some(ct) = header(&head, "content-type") {
-            p.insert("content_type".into(), json!(ct));
-        }
-        p.insert("size".into(), json!(data.len()));
-        if !cut {
-            p.insert("sha256".into(), json!(sha256_hex(data)));
-        }
-        match (&filename, std::str::from_utf8(data)) {
-            (None, Ok(text)) if !cut && text.len() <= MAX_FIELD_VALUE => {
-                p.insert("value".into(), json!(text));
+        match part {
+            Ok(p) => out.push(describe(&p, false)),
+            Err(Malformed::Truncated(p)) => {
+                out.push(describe(&p, true));
+                return (out, true);
             }
-            _ => {}
+            Err(_) => return (out, true),
         }
-        if let Some(f) = filename {
-            p.insert("filename".into(), json!(f));
-        }
-        out.push(Value::Object(p));
-        if cut {
-            return (out, true);
-        }
-        at = data_end + next_delim.len();
     }
+    (out, false)
+}
+
+/// One part's entry; `cut`: the body ended inside it (no digest, no value).
+fn describe(part: &Part<'_>, cut: bool) -> Value {
+    let disposition = part.header("content-disposition").unwrap_or("");
+    let data = part.data;
+    let mut p = Map::new();
+    p.insert("name".into(), json!(short_param(disposition, "name")));
+    let filename = short_param(disposition, "filename");
+    if let Some(ct) = part.header("content-type") {
+        p.insert("content_type".into(), json!(ct));
+    }
+    p.insert("size".into(), json!(data.len()));
+    if !cut {
+        p.insert("sha256".into(), json!(sha256_hex(data)));
+    }
+    match (&filename, std::str::from_utf8(data)) {
+        (None, Ok(text)) if !cut && text.len() <= MAX_FIELD_VALUE => {
+            p.insert("value".into(), json!(text));
+        }
+        _ => {}
+    }
+    if let Some(f) = filename {
+        p.insert("filename".into(), json!(f));
+    }
+    Value::Object(p)
 }
 
 #[cfg(test)]

@@ -203,60 +203,29 @@ fn zip(form: &mut UploadForm, bytes: Vec<u8>) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    hay.get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| p + from)
-}
-
-/// `key="value"` parameters of a header value (`form-data; name="x"; filename="y"`).
-fn param(header: &str, key: &str) -> Option<String> {
-    header.split(';').skip(1).find_map(|p| {
-        let (k, v) = p.trim().split_once('=')?;
-        k.trim()
-            .eq_ignore_ascii_case(key)
-            .then(|| v.trim().trim_matches('"').to_owned())
-    })
-}
-
 fn multipart(content_type: &str, body: &[u8]) -> Result<UploadForm, ApiError> {
+    use crate::multipart::{Malformed, param, parts};
     let boundary = param(content_type, "boundary")
         .filter(|b| !b.is_empty() && b.len() <= 200)
         .ok_or_else(|| malformed("multipart/form-data without a boundary"))?;
-    let delim = format!("--{boundary}").into_bytes();
-    let next_delim = format!("\r\n--{boundary}").into_bytes();
     let mut form = UploadForm::default();
-    let mut at = find(body, &delim, 0).ok_or_else(|| malformed("multipart body has no parts"))?
-        + delim.len();
-    loop {
-        if body[at..].starts_with(b"--") {
-            return Ok(form);
-        }
-        if !body[at..].starts_with(b"\r\n") {
-            return Err(malformed("multipart boundary not followed by CRLF"));
-        }
-        let head_start = at + 2;
-        let head_end = find(body, b"\r\n\r\n", head_start)
-            .ok_or_else(|| malformed("multipart part without headers end"))?;
-        let head = String::from_utf8_lossy(&body[head_start..head_end]);
-        let disposition = head
-            .split("\r\n")
-            .find_map(|l| {
-                l.split_once(':')
-                    .filter(|(k, _)| k.trim().eq_ignore_ascii_case("content-disposition"))
-                    .map(|(_, v)| v.to_owned())
+    for p in parts(body, &boundary) {
+        let p = p.map_err(|e| {
+            malformed(match e {
+                Malformed::NoParts => "multipart body has no parts",
+                Malformed::NoCrlf => "multipart boundary not followed by CRLF",
+                Malformed::NoHeadEnd => "multipart part without headers end",
+                Malformed::Truncated(_) => "multipart body is truncated (no closing boundary)",
             })
+        })?;
+        let disposition = p
+            .header("content-disposition")
             .ok_or_else(|| malformed("multipart part without Content-Disposition"))?;
-        let data_start = head_end + 4;
-        let data_end = find(body, &next_delim, data_start)
-            .ok_or_else(|| malformed("multipart body is truncated (no closing boundary)"))?;
-        let data = &body[data_start..data_end];
-        let field = param(&disposition, "name").unwrap_or_default();
-        let filename = param(&disposition, "filename");
-        part(&mut form, &field, filename.as_deref(), data)?;
-        at = data_end + next_delim.len();
+        let field = param(disposition, "name").unwrap_or_default();
+        let filename = param(disposition, "filename");
+        part(&mut form, &field, filename.as_deref(), p.data)?;
     }
+    Ok(form)
 }
 
 fn part(
