@@ -10,13 +10,13 @@ use anyhow::Context;
 use clap::Args;
 use enclave_model_core::constraints::ResponseFormat;
 use enclave_model_core::engine::{
-    Engine, GenerateRequest, GenerationEvent, GenerationStream, PromptInput, RequestOptions,
+    Engine, GenerateRequest, GenerationStream, PromptInput, RequestOptions,
 };
 use enclave_model_core::sampling::RawSamplingParams;
 use serde_json::{Value, json};
 
 use super::emit;
-use super::streams::{aggregate_rate, median};
+use super::streams::{aggregate_rate, median, read_concurrently, read_to_end};
 use crate::cli::ModelArgs;
 
 #[derive(Args, Debug)]
@@ -111,16 +111,10 @@ fn decode_rate(
 }
 
 /// Reads a stream to its end; returns the arrival time of every token.
-fn token_times(mut stream: GenerationStream) -> anyhow::Result<Vec<Instant>> {
+fn token_times(stream: GenerationStream) -> anyhow::Result<Vec<Instant>> {
     let mut times = Vec::new();
-    while let Some(ev) = stream.blocking_next() {
-        match ev {
-            GenerationEvent::Token { .. } => times.push(Instant::now()),
-            GenerationEvent::Finished { .. } => return Ok(times),
-            GenerationEvent::Failed { message } => anyhow::bail!("generation failed: {message}"),
-        }
-    }
-    anyhow::bail!("stream ended without a final event")
+    read_to_end(stream, |t| times.push(t))?;
+    Ok(times)
 }
 
 /// One batch of `n` sequences where those from `first_constrained` on run under `format`:
@@ -150,17 +144,7 @@ fn free_rate_in_batch(
             Ok(engine.submit(prepared)?)
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let readers: Vec<_> = streams
-        .into_iter()
-        .map(|s| std::thread::spawn(move || token_times(s)))
-        .collect();
-    let mut times = Vec::new();
-    for r in readers {
-        times.push(
-            r.join()
-                .map_err(|_| anyhow::anyhow!("reader thread panicked"))??,
-        );
-    }
+    let times = read_concurrently(streams, token_times)?;
     let start = times
         .iter()
         .filter_map(|t| t.first())
