@@ -291,3 +291,46 @@ async fn users_are_unique_by_email_and_soft_deleted() {
         .unwrap();
     assert_eq!(rows, 2);
 }
+
+/// Tenant isolation relies on every transaction starting clean: a transaction left open on a
+/// pooled connection would carry its snapshot (and possibly `enclave.rls_bypass`) into the next
+/// borrower's. A request dropped while its `BEGIN` is in flight (a client disconnecting) must
+/// therefore leave the connection outside any transaction (sqlx < 0.9.1 did not).
+#[tokio::test]
+async fn a_begin_cancelled_in_flight_leaves_no_transaction_open() {
+    let db = TestDb::fresh().await;
+    let mut conn = db.store().pool().acquire().await.unwrap();
+    // Two statements share a transaction id only inside an open transaction block.
+    let open = async |conn: &mut sqlx::PgConnection| -> bool {
+        let mut ids = Vec::new();
+        for _ in 0..2 {
+            let id: i64 = sqlx::query_scalar("SELECT txid_current()")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            ids.push(id);
+        }
+        ids[0] == ids[1]
+    };
+    assert!(
+        !open(&mut conn).await,
+        "the detector sees a transaction on a clean connection"
+    );
+    let zero = std::time::Duration::ZERO;
+    // A slow statement sent and abandoned keeps the connection busy for 200 ms, so the BEGIN
+    // queued behind it is on the wire but unanswered when the zero timeout drops the begin.
+    let slow = sqlx::query("SELECT pg_sleep(0.2)");
+    assert!(
+        tokio::time::timeout(zero, slow.execute(&mut *conn))
+            .await
+            .is_err()
+    );
+    let cut_off = tokio::time::timeout(zero, sqlx::Connection::begin(&mut *conn))
+        .await
+        .is_err();
+    assert!(cut_off, "the begin was meant to be cut off in flight");
+    assert!(
+        !open(&mut conn).await,
+        "the cancelled BEGIN's transaction is still open"
+    );
+}
